@@ -1,0 +1,77 @@
+# Janus: build, run, test and measure.
+#
+#   make run     build everything and boot both personalities in QEMU
+#   make test    every check: format, lints, host unit tests, QEMU integration tests
+#   make bench   measure and write target/bench/report.json
+#
+# Both install what they need when it is missing (rustup target and component,
+# Debian's qemu-system-arm).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+HYP_TARGET := aarch64-unknown-none-softfloat
+GUEST_TARGET := aarch64-unknown-none
+IMAGES := target/images
+QEMU := qemu-system-aarch64
+QEMU_MACHINE := -M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 2G -nographic
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all prereqs images run run-probe test unit-tests lint qemu-tests bench clean
+
+all: images
+
+# --- prerequisites ---------------------------------------------------------
+prereqs: .prereqs-rust .prereqs-qemu
+
+.prereqs-rust:
+	@rustup target list --installed | grep -qx $(HYP_TARGET) || rustup target add $(HYP_TARGET)
+	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
+	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+.prereqs-qemu:
+	@command -v $(QEMU) >/dev/null || { $(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y qemu-system-arm; }
+
+.PHONY: .prereqs-rust .prereqs-qemu
+
+LLVM_BIN = $(shell dirname $$(ls $$(rustc --print sysroot)/lib/rustlib/*/bin/llvm-objcopy | head -n 1))
+
+# --- images ----------------------------------------------------------------
+images: .prereqs-rust
+	$(CARGO) build --release -p hyp --bin janus --target $(HYP_TARGET)
+	$(CARGO) build --release -p probe --target $(GUEST_TARGET)
+	mkdir -p $(IMAGES)
+	$(LLVM_BIN)/llvm-objcopy -O binary target/$(HYP_TARGET)/release/janus $(IMAGES)/janus.bin
+	$(LLVM_BIN)/llvm-objcopy -O binary target/$(GUEST_TARGET)/release/probe $(IMAGES)/probe.bin
+	$(CARGO) run --release -q -p janus-pack -- images/configs/probe.toml -o $(IMAGES)/probe.bundle
+	@echo "images in $(IMAGES): $$(ls $(IMAGES) | tr '\n' ' ')"
+
+# --- run -------------------------------------------------------------------
+run: images .prereqs-qemu run-probe
+
+run-probe:
+	$(QEMU) $(QEMU_MACHINE) -kernel $(IMAGES)/janus.bin -initrd $(IMAGES)/probe.bundle
+
+# --- test ------------------------------------------------------------------
+test: prereqs lint unit-tests images qemu-tests
+
+lint: .prereqs-rust
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p hyp -p platform --target $(HYP_TARGET) -- -D warnings
+	$(CARGO) clippy -p probe --target $(GUEST_TARGET) -- -D warnings
+
+unit-tests:
+	$(CARGO) test -p hyp -p platform -p janus-pack
+
+qemu-tests: images .prereqs-qemu
+	$(CARGO) test -p qemu-virt-tests -- --test-threads=2
+
+# --- bench -----------------------------------------------------------------
+bench: images .prereqs-qemu
+	$(CARGO) run --release -q -p qemu-virt-tests --bin bench
+
+clean:
+	$(CARGO) clean

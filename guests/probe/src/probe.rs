@@ -1,0 +1,245 @@
+//! Start-up, fault records, and what the probe does once it is up.
+
+use core::arch::{asm, global_asm};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::hvc::{self, hvc};
+use crate::say;
+
+/// vCPUs the probe supports.
+const MAX_VCPUS: usize = 4;
+const STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct Stacks(UnsafeCell<[[u8; STACK_SIZE]; MAX_VCPUS]>);
+// SAFETY: vCPU i only uses slot i, as its stack.
+unsafe impl Sync for Stacks {}
+static STACKS: Stacks = Stacks(UnsafeCell::new([[0; STACK_SIZE]; MAX_VCPUS]));
+
+/// What the exception vector records about the last synchronous exception.
+#[repr(C)]
+pub struct FaultRecord {
+    pub esr: AtomicU64,
+    pub far: AtomicU64,
+    pub count: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only used to fill FAULTS
+const NO_FAULT: FaultRecord = FaultRecord {
+    esr: AtomicU64::new(0),
+    far: AtomicU64::new(0),
+    count: AtomicU64::new(0),
+};
+static FAULTS: [FaultRecord; MAX_VCPUS] = [NO_FAULT; MAX_VCPUS];
+
+global_asm!(
+    include_str!("entry.S"),
+    STACKS = sym STACKS,
+    STACK_SIZE = const STACK_SIZE,
+    RUST_START = sym rust_start,
+    UNEXPECTED = sym unexpected,
+);
+
+unsafe extern "C" {
+    fn secondary_start();
+}
+
+/// Name and command line, read from the device tree by vCPU 0.
+static NAME: spin_str::Str = spin_str::Str::new();
+static ARGS: spin_str::Str = spin_str::Str::new();
+static ONLINE: AtomicUsize = AtomicUsize::new(0);
+
+/// A tiny write-once string store (no allocator here).
+mod spin_str {
+    use core::cell::UnsafeCell;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    pub struct Str {
+        bytes: UnsafeCell<[u8; 256]>,
+        len: AtomicUsize,
+    }
+    // SAFETY: written once by vCPU 0 before `len` is published with Release,
+    // read only after `len` is seen with Acquire.
+    unsafe impl Sync for Str {}
+
+    impl Str {
+        pub const fn new() -> Str {
+            Str {
+                bytes: UnsafeCell::new([0; 256]),
+                len: AtomicUsize::new(0),
+            }
+        }
+        pub fn set(&self, text: &str) {
+            let len = text.len().min(256);
+            // SAFETY: only vCPU 0 calls `set`, once, before anything reads.
+            unsafe { (&mut *self.bytes.get())[..len].copy_from_slice(&text.as_bytes()[..len]) };
+            self.len.store(len, Ordering::Release);
+        }
+        pub fn get(&self) -> &str {
+            let len = self.len.load(Ordering::Acquire);
+            // SAFETY: the bytes up to `len` were written before `len` was published.
+            let bytes = unsafe { &(&*self.bytes.get())[..len] };
+            core::str::from_utf8(bytes).unwrap_or("?")
+        }
+    }
+}
+
+/// This personality's name.
+pub fn name() -> &'static str {
+    NAME.get()
+}
+
+/// The value of `key=` on the command line.
+pub fn arg(key: &str) -> Option<&'static str> {
+    ARGS.get().split_whitespace().find_map(|word| {
+        let (k, v) = word.split_once('=')?;
+        (k == key).then_some(v)
+    })
+}
+
+/// The fault record of the calling vCPU.
+pub fn faults() -> &'static FaultRecord {
+    let pointer: u64;
+    // SAFETY: reading TPIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {p}, tpidr_el1", p = out(reg) pointer, options(nomem, nostack)) };
+    // SAFETY: rust_start set TPIDR_EL1 to one of FAULTS' entries, which live forever.
+    unsafe { &*(pointer as *const FaultRecord) }
+}
+
+extern "C" fn unexpected(esr: u64, elr: u64) -> ! {
+    say!("unexpected exception ESR {esr:#x} at {elr:#x}");
+    loop {
+        // SAFETY: waiting touches no memory.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    say!("probe panic: {info}");
+    loop {
+        // SAFETY: waiting touches no memory.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+}
+
+/// Virtual counter and its frequency.
+pub fn counter() -> (u64, u64) {
+    let (count, frequency): (u64, u64);
+    // SAFETY: reading the virtual counter and its frequency has no side effects.
+    unsafe {
+        asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0",
+             c = out(reg) count, f = out(reg) frequency, options(nomem, nostack));
+    }
+    (count, frequency)
+}
+
+fn delay_ms(ms: u64) {
+    let (start, frequency) = counter();
+    let ticks = frequency / 1000 * ms;
+    while counter().0.wrapping_sub(start) < ticks {
+        core::hint::spin_loop();
+    }
+}
+
+extern "C" fn rust_start(vcpu: usize, dtb: u64) -> ! {
+    let record = FAULTS.get(vcpu).unwrap_or(&FAULTS[0]) as *const FaultRecord as u64;
+    // SAFETY: TPIDR_EL1 is the probe's own; it holds this vCPU's fault record.
+    unsafe { asm!("msr tpidr_el1, {r}", r = in(reg) record, options(nomem, nostack)) };
+    if vcpu == 0 {
+        boot_vcpu(dtb)
+    } else {
+        ONLINE.fetch_add(1, Ordering::AcqRel);
+        say!("vCPU {vcpu} up");
+        loop {
+            // SAFETY: waiting touches no memory (WFI traps to Janus).
+            unsafe { asm!("wfi", options(nomem, nostack)) };
+        }
+    }
+}
+
+fn boot_vcpu(dtb: u64) -> ! {
+    // SAFETY: Janus passes a device tree it generated, inside this guest's RAM.
+    let tree = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) };
+    let Ok(tree) = tree else {
+        hvc::console_write(b"probe: no device tree\n");
+        halt();
+    };
+    NAME.set(tree.root().model().trim_start_matches("janus,"));
+    ARGS.set(tree.chosen().bootargs().unwrap_or(""));
+    let region = tree.memory().regions().next();
+    let (ram_base, ram_size) = region
+        .map(|r| (r.starting_address as u64, r.size.unwrap_or(0) as u64))
+        .unwrap_or((0, 0));
+    let vcpus = tree.cpus().count();
+    let version = hvc(hvc::VERSION, 0, 0, 0);
+    say!(
+        "hello from vCPU 0 at EL1: RAM {ram_base:#x}-{:#x}, {vcpus} vCPUs, Janus ABI {}.{}",
+        ram_base + ram_size,
+        version >> 16,
+        version & 0xffff
+    );
+    let mode = arg("probe.after").unwrap_or("idle");
+    if mode == "bench" {
+        crate::attacks::bench();
+        hvc(hvc::PSCI_SYSTEM_OFF, 0, 0, 0);
+        halt();
+    }
+    if mode == "wfi" {
+        halt();
+    }
+    start_secondaries(vcpus, ram_base);
+    crate::attacks::run_all(ram_base, ram_size);
+    match mode {
+        "off" => {
+            say!("powering off");
+            hvc(hvc::PSCI_SYSTEM_OFF, 0, 0, 0);
+            say!("SYSTEM_OFF returned");
+        }
+        "reset" => {
+            say!("resetting");
+            hvc(hvc::PSCI_SYSTEM_RESET, 0, 0, 0);
+            say!("SYSTEM_RESET returned");
+        }
+        "crash" => crate::attacks::crash(),
+        _ => {}
+    }
+    let mut beat = 0u64;
+    loop {
+        beat += 1;
+        say!("alive {beat}");
+        delay_ms(200);
+    }
+}
+
+fn start_secondaries(vcpus: usize, _ram_base: u64) {
+    let entry = secondary_start as *const () as u64;
+    for vcpu in 1..vcpus.min(MAX_VCPUS) {
+        let result = hvc(hvc::PSCI_CPU_ON, vcpu as u64, entry, vcpu as u64);
+        if result != 0 {
+            say!("CPU_ON {vcpu} failed: {result}");
+        }
+    }
+    let (start, frequency) = counter();
+    while ONLINE.load(Ordering::Acquire) + 1 < vcpus {
+        if counter().0.wrapping_sub(start) > frequency * 5 {
+            say!("secondary vCPUs did not come up");
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let state = hvc(hvc::PSCI_AFFINITY_INFO, 1, 0, 0);
+    let again = hvc(hvc::PSCI_CPU_ON, 1, entry, 1);
+    say!(
+        "{} vCPUs online; AFFINITY_INFO(1) = {state} (0 = on), CPU_ON(1) again = {again} (-4 = ALREADY_ON)",
+        ONLINE.load(Ordering::Acquire) + 1
+    );
+}
+
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: waiting touches no memory.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+}

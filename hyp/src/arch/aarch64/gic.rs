@@ -1,0 +1,76 @@
+//! Janus' use of the physical GICv3: one SGI that makes another CPU look at its vCPU again.
+
+use core::ptr::NonNull;
+
+use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
+use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
+use spin::Mutex;
+
+/// The SGI Janus sends to make a CPU leave its guest or wake from idle.
+const KICK: IntId = IntId::sgi(0);
+/// Lowest priority mask value: every interrupt is signalled.
+const PRIORITY_MASK_ALL: u8 = 0xff;
+
+struct Gic(GicV3<'static>);
+
+// SAFETY: the driver only holds MMIO pointers to the GIC; every use goes through
+// the `GIC` mutex, so moving it between CPUs does not create aliasing access.
+unsafe impl Send for Gic {}
+
+/// The distributor and redistributors; set up by the boot CPU, then each CPU
+/// wakes its own redistributor under this lock.
+static GIC: Mutex<Option<Gic>> = Mutex::new(None);
+
+/// Sets up the distributor and the boot CPU's redistributor and CPU interface.
+///
+/// # Safety
+/// `gicd` and `gicr` must be the GICv3 distributor and first redistributor frame,
+/// mapped as Device memory and used by nothing else; `cpus` redistributors follow.
+pub unsafe fn init(gicd: usize, gicr: usize, cpus: usize) {
+    // SAFETY: the caller vouches for both addresses and their exclusivity.
+    let driver = unsafe {
+        let gicd = UniqueMmioPointer::new(NonNull::new_unchecked(gicd as *mut Gicd));
+        GicV3::new(gicd, NonNull::new_unchecked(gicr as *mut GicrSgi), cpus)
+    };
+    let Ok(mut driver) = driver else {
+        panic!("GICv3 redistributors not found at {gicr:#x}");
+    };
+    GicCpuInterface::enable_system_register_el2(true);
+    driver.setup(0);
+    *GIC.lock() = Some(Gic(driver));
+    init_cpu(0);
+}
+
+/// Wakes CPU `cpu`'s redistributor and enables the kick SGI on it. Runs on that CPU.
+pub fn init_cpu(cpu: usize) {
+    GicCpuInterface::enable_system_register_el2(true);
+    let mut gic = GIC.lock();
+    if let Some(Gic(driver)) = gic.as_mut() {
+        if cpu != 0 {
+            driver.init_cpu(cpu);
+        }
+        let _ = driver.enable_interrupt(KICK, Some(cpu), true);
+    }
+    drop(gic);
+    GicCpuInterface::set_priority_mask(PRIORITY_MASK_ALL);
+    GicCpuInterface::enable_group1(true);
+}
+
+/// Sends the kick SGI to the CPU with affinity `mpidr`.
+pub fn kick(mpidr: u64) {
+    let target = SgiTarget::List {
+        affinity3: ((mpidr >> 32) & 0xff) as u8,
+        affinity2: ((mpidr >> 16) & 0xff) as u8,
+        affinity1: ((mpidr >> 8) & 0xff) as u8,
+        target_list: 1 << (mpidr & 0xf),
+    };
+    let _ = GicCpuInterface::send_sgi(KICK, target, SgiTargetGroup::CurrentGroup1);
+}
+
+/// Acknowledges and ends every pending interrupt on this CPU.
+pub fn acknowledge_all() {
+    while let Some(intid) = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
+        GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
+    }
+}

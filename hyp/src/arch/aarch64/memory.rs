@@ -1,0 +1,58 @@
+//! Guest RAM as Janus sees it: identity mapped by the boot stage-1 table, so a
+//! guest physical address (IPA == PA for personalities) is a Janus address.
+//! Callers check ranges against the personality's RAM before calling.
+
+use core::arch::asm;
+
+/// Cache line size used for maintenance; Cortex-A72 and QEMU use 64 bytes.
+const CACHE_LINE: u64 = 64;
+
+/// Copies guest memory at `address` into `buffer`, byte by byte with volatile
+/// loads because the guest's other vCPUs may write it concurrently.
+///
+/// # Safety
+/// `[address, address + buffer.len())` must be RAM of a personality, mapped in
+/// Janus' stage-1 table.
+pub unsafe fn copy_from_guest(address: u64, buffer: &mut [u8]) {
+    for (offset, byte) in buffer.iter_mut().enumerate() {
+        // SAFETY: in range and mapped per the caller's contract.
+        *byte = unsafe { core::ptr::read_volatile((address as usize + offset) as *const u8) };
+    }
+}
+
+/// Copies `data` into guest memory at `address` and cleans it to the point of
+/// coherency, since the guest starts with its MMU and caches off.
+///
+/// # Safety
+/// The range must be RAM of a personality that is not running.
+pub unsafe fn copy_to_guest(address: u64, data: &[u8]) {
+    // SAFETY: the caller guarantees the range is ours to write and not in use.
+    unsafe {
+        core::ptr::copy_nonoverlapping(data.as_ptr(), address as *mut u8, data.len());
+    }
+    clean_to_poc(address, data.len() as u64);
+}
+
+/// Zeroes guest memory and cleans it to the point of coherency.
+///
+/// # Safety
+/// The range must be RAM of a personality that is not running.
+pub unsafe fn zero_guest(address: u64, len: u64) {
+    // SAFETY: the caller guarantees the range is ours to write and not in use.
+    unsafe { core::ptr::write_bytes(address as *mut u8, 0, len as usize) };
+    clean_to_poc(address, len);
+}
+
+/// Cleans data cache lines covering `[address, address + len)` to the point of
+/// coherency, then invalidates the instruction cache.
+fn clean_to_poc(address: u64, len: u64) {
+    let mut line = address & !(CACHE_LINE - 1);
+    let end = address.saturating_add(len);
+    while line < end {
+        // SAFETY: DC CVAC only writes back cache contents; it changes no data.
+        unsafe { asm!("dc cvac, {line}", line = in(reg) line, options(nostack)) };
+        line += CACHE_LINE;
+    }
+    // SAFETY: barriers and instruction cache invalidation change no data.
+    unsafe { asm!("dsb sy", "ic iallu", "dsb sy", "isb", options(nostack)) };
+}

@@ -1,0 +1,245 @@
+//! Running vCPUs: entering them, taking their exits, and idling in between.
+//!
+//! Each physical CPU runs at most one vCPU, pinned to it by the configuration.
+//! When that vCPU is off the CPU waits for an interrupt (the kick SGI that
+//! CPU_ON, SYSTEM_OFF or SYSTEM_RESET send), then looks at its state again.
+
+use core::arch::asm;
+use core::fmt;
+
+use aarch64_cpu::registers::{
+    Readable, Writeable, CNTHCTL_EL2, CNTVOFF_EL2, ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, MIDR_EL1,
+    VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
+};
+
+use super::context::El1Context;
+use super::exception::halt;
+use super::vectors::{enter_guest, ExitKind};
+use super::{firmware, gic, memory, percpu};
+use crate::boot;
+use crate::trap::dispatch::{self, Action, Services};
+use crate::trap::esr;
+use crate::trap::inject::Injection;
+use crate::vm::{Personality, VmState};
+
+/// CPTR_EL2 with nothing trapped: RES1 bits [13:12] and [9:0] set, TFP (bit 10) clear.
+const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
+
+/// Called by the exit path in `vectors.S` with the guest's registers saved.
+#[unsafe(no_mangle)]
+pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
+    // SAFETY: the exit path is the only code running on this CPU, and the
+    // references of the previous exit were abandoned at guest entry.
+    let cpu = unsafe { percpu::current() };
+    let Some(vm) = cpu.vm else {
+        idle(cpu);
+    };
+    let action = if kind == ExitKind::Sync as u64 {
+        let exit = esr::decode(ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
+        dispatch::handle_exit(
+            &mut cpu.regs,
+            exit,
+            FAR_EL2.get(),
+            vm,
+            cpu.vcpu,
+            &mut cpu.dispatch,
+            &mut Hardware,
+        )
+    } else if kind == ExitKind::Irq as u64 {
+        gic::acknowledge_all();
+        still_runnable(vm, cpu.vcpu)
+    } else if kind == ExitKind::AArch32 as u64 {
+        let exit = esr::Exit::Unhandled { ec: 0, iss: 0 };
+        dispatch::handle_exit(
+            &mut cpu.regs,
+            exit,
+            0,
+            vm,
+            cpu.vcpu,
+            &mut cpu.dispatch,
+            &mut Hardware,
+        )
+    } else {
+        crate::janus_println!(
+            "{}: unexpected {} from the guest; stopping it",
+            vm.name,
+            if kind == ExitKind::Fiq as u64 {
+                "FIQ"
+            } else {
+                "SError"
+            }
+        );
+        dispatch::stop(vm, VmState::Off, &mut Hardware);
+        Action::Idle
+    };
+    if action == Action::Idle {
+        leave_vcpu(cpu.vm.take(), cpu.vcpu);
+        idle(cpu);
+    }
+}
+
+fn still_runnable(vm: &Personality, vcpu: usize) -> Action {
+    let on = vm
+        .vcpus
+        .get(vcpu)
+        .is_some_and(|slot| slot.state() == crate::vm::vcpu::PowerState::On);
+    if on && vm.state() == VmState::Running {
+        Action::Resume
+    } else {
+        Action::Idle
+    }
+}
+
+/// Marks the vCPU as left; a personality waiting to reset is told when its last vCPU leaves.
+fn leave_vcpu(vm: Option<&'static Personality>, vcpu: usize) {
+    let Some(vm) = vm else { return };
+    if let Some(slot) = vm.vcpus.get(vcpu) {
+        slot.set_running(false);
+    }
+    if vm.state() == VmState::Resetting {
+        if let Some(first) = vm.vcpus.first() {
+            Hardware.kick(first.pcpu);
+        }
+    }
+}
+
+/// The idle loop of a physical CPU. Never returns: it enters a guest, whose next
+/// exit starts again from the top of this CPU's stack.
+pub fn idle(cpu: &mut percpu::PerCpu) -> ! {
+    loop {
+        gic::acknowledge_all();
+        let personalities = boot::personalities();
+        if personalities.iter().all(|vm| vm.state() == VmState::Off) {
+            crate::janus_println!("every personality is off; powering the board off");
+            firmware::system_off();
+            halt();
+        }
+        if let Some((vm, vcpu)) = boot::assignment(cpu.index) {
+            if vcpu == 0 && vm.state() == VmState::Resetting && vm.quiescent() {
+                boot::restart(vm);
+            }
+            if vm.state() == VmState::Running {
+                if let Some(slot) = vm.vcpus.get(vcpu) {
+                    if let Some((entry, context)) = slot.take_pending() {
+                        slot.set_running(true);
+                        // Stop (SYSTEM_OFF) powers vCPUs off before looking at
+                        // `running`: seeing Running and On after setting it means
+                        // no stop has missed this CPU.
+                        if vm.state() == VmState::Running
+                            && slot.state() == crate::vm::vcpu::PowerState::On
+                        {
+                            cpu.regs.reset(entry, context);
+                            cpu.vm = Some(vm);
+                            cpu.vcpu = vcpu;
+                            load_vcpu(vm, vcpu);
+                            // SAFETY: `regs` is this CPU's PerCpu::regs, the vCPU's
+                            // stage-2 and EL1 state were just loaded, and `stack_top`
+                            // is this CPU's stack top.
+                            unsafe { enter_guest(&cpu.regs, cpu.stack_top) };
+                        }
+                        slot.set_running(false);
+                    }
+                }
+            }
+        }
+        // SAFETY: waiting for an interrupt touches no memory; a pending
+        // interrupt wakes it even with interrupts masked at EL2.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+}
+
+/// Loads the EL2 controls, stage-2 and a reset EL1 state for vCPU `vcpu` of `vm`.
+fn load_vcpu(vm: &Personality, vcpu: usize) {
+    let image = boot::stage2(vm);
+    HCR_EL2.write(
+        HCR_EL2::VM::Enable
+            + HCR_EL2::SWIO::SET
+            + HCR_EL2::FMO::SET
+            + HCR_EL2::IMO::SET
+            + HCR_EL2::AMO::SET
+            + HCR_EL2::FB::SET
+            + HCR_EL2::BSU::InnerShareable
+            + HCR_EL2::TWI::SET
+            + HCR_EL2::TWE::SET
+            + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+            + HCR_EL2::TIDCP::SET
+            + HCR_EL2::TACR::SET
+            + HCR_EL2::RW::EL1IsAarch64
+            + HCR_EL2::API::DisableTrapPointerAuthInstToEl2
+            + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2,
+    );
+    VTCR_EL2.set(image.vtcr);
+    VTTBR_EL2.set(image.root | (u64::from(vm.vmid) << 48));
+    VMPIDR_EL2.write(VMPIDR_EL2::RES1::SET + VMPIDR_EL2::Aff0.val(vcpu as u64));
+    let midr = MIDR_EL1.get();
+    // SAFETY: VPIDR_EL2 only changes what the guest reads as MIDR_EL1.
+    unsafe { asm!("msr vpidr_el2, {midr}", midr = in(reg) midr, options(nomem, nostack)) };
+    // EL1 may read the physical counter; the physical timer is Janus' (guests use the virtual one).
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET);
+    CNTVOFF_EL2.set(image.cntvoff.load(core::sync::atomic::Ordering::Relaxed));
+    // SAFETY: CPTR_EL2 only controls traps of FP/SIMD and trace from lower ELs.
+    unsafe {
+        asm!("msr cptr_el2, {value}", value = in(reg) CPTR_EL2_NO_TRAPS, options(nomem, nostack))
+    };
+    El1Context::reset_state().restore();
+    // The new VMID's translations may be stale from an earlier run of this
+    // personality (before a reset): drop them.
+    // SAFETY: TLB maintenance and barriers change no memory.
+    unsafe { asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// The CPU-side services the dispatcher calls.
+struct Hardware;
+
+impl Services for Hardware {
+    fn inject(&mut self, injection: &Injection) {
+        // SAFETY: the EL1 exception registers only affect the guest, which is
+        // stopped while Janus handles its exit.
+        unsafe {
+            asm!(
+                "msr elr_el1, {elr}",
+                "msr spsr_el1, {spsr}",
+                "msr esr_el1, {esr}",
+                elr = in(reg) injection.elr_el1,
+                spsr = in(reg) injection.spsr_el1,
+                esr = in(reg) injection.esr_el1,
+                options(nomem, nostack),
+            );
+            if let Some(far) = injection.far_el1 {
+                asm!("msr far_el1, {far}", far = in(reg) far, options(nomem, nostack));
+            }
+        }
+    }
+
+    fn vbar_el1(&self) -> u64 {
+        let vbar: u64;
+        // SAFETY: reading VBAR_EL1 has no side effects.
+        unsafe { asm!("mrs {vbar}, vbar_el1", vbar = out(reg) vbar, options(nomem, nostack)) };
+        vbar
+    }
+
+    fn copy_from_guest(&self, ipa: u64, buffer: &mut [u8]) {
+        // SAFETY: the dispatcher checked the range against the personality's RAM,
+        // which Janus' stage-1 table maps at the same address.
+        unsafe { memory::copy_from_guest(ipa, buffer) };
+    }
+
+    fn console_line(&mut self, _personality: &Personality, line: &[u8]) {
+        crate::console::guest_line(line);
+    }
+
+    fn kick(&mut self, pcpu: usize) {
+        if let Some(mpidr) = boot::cpu_mpidr(pcpu) {
+            gic::kick(mpidr);
+        }
+    }
+
+    fn wait_for_interrupt(&mut self) {
+        // SAFETY: waiting for an interrupt touches no memory.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+
+    fn report(&mut self, message: fmt::Arguments) {
+        crate::console::report(message);
+    }
+}

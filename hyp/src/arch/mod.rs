@@ -1,0 +1,2 @@
+//! CPU-specific code. Only aarch64 exists.
+pub mod aarch64;

@@ -1,0 +1,130 @@
+//! The board as its boot device tree describes it: CPUs, RAM, console UART,
+//! GIC, the firmware's PSCI conduit and the boot bundle (the initrd).
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use fdt::Fdt;
+
+/// Most RAM regions Janus keeps track of.
+pub const MAX_RAM_REGIONS: usize = 8;
+
+/// How the firmware takes PSCI calls (`/psci/method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciMethod {
+    /// `smc #0`.
+    Smc,
+    /// `hvc #0`.
+    Hvc,
+}
+
+/// The parts of the board Janus uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Board {
+    /// `model` of the root node.
+    pub model: String,
+    /// MPIDR affinity of each CPU, in `/cpus` order (the index is Janus' CPU index).
+    pub cpus: Vec<u64>,
+    /// RAM regions (base, size).
+    pub ram: Vec<(u64, u64)>,
+    /// PL011 base address.
+    pub uart: u64,
+    /// GICv3 distributor and first redistributor.
+    pub gicd: u64,
+    /// First GICv3 redistributor frame.
+    pub gicr: u64,
+    /// Firmware PSCI conduit.
+    pub psci: PsciMethod,
+    /// The boot bundle the loader placed as the initrd: (start, end).
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// What is missing from the boot device tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardError {
+    /// No `/cpus/cpu` node.
+    NoCpus,
+    /// No `/memory` region.
+    NoMemory,
+    /// No `arm,pl011` node with a `reg`.
+    NoUart,
+    /// No `arm,gic-v3` node with distributor and redistributor `reg` entries.
+    NoGicV3,
+    /// No `/psci` node with `method = "smc"` or `"hvc"`.
+    NoPsci,
+}
+
+impl fmt::Display for BoardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            BoardError::NoCpus => "no CPUs in /cpus",
+            BoardError::NoMemory => "no memory node",
+            BoardError::NoUart => "no arm,pl011 UART",
+            BoardError::NoGicV3 => "no arm,gic-v3 interrupt controller",
+            BoardError::NoPsci => "no /psci node with a known method",
+        };
+        f.write_str(text)
+    }
+}
+
+impl Board {
+    /// Reads the board from its (trusted) boot device tree.
+    ///
+    /// # Errors
+    /// A `BoardError` naming the first thing Janus needs and cannot find.
+    pub fn from_fdt(fdt: &Fdt<'_>) -> Result<Board, BoardError> {
+        let cpus: Vec<u64> = fdt.cpus().map(|cpu| cpu.ids().first() as u64).collect();
+        if cpus.is_empty() {
+            return Err(BoardError::NoCpus);
+        }
+        let ram: Vec<(u64, u64)> = fdt
+            .memory()
+            .regions()
+            .filter_map(|region| {
+                let size = region.size? as u64;
+                (size > 0).then_some((region.starting_address as u64, size))
+            })
+            .take(MAX_RAM_REGIONS)
+            .collect();
+        if ram.is_empty() {
+            return Err(BoardError::NoMemory);
+        }
+        let uart = fdt
+            .find_compatible(&["arm,pl011"])
+            .and_then(|node| node.reg()?.next())
+            .map(|region| region.starting_address as u64)
+            .ok_or(BoardError::NoUart)?;
+        let mut gic_regs = fdt
+            .find_compatible(&["arm,gic-v3"])
+            .and_then(|node| node.reg())
+            .ok_or(BoardError::NoGicV3)?;
+        let gicd = gic_regs.next().ok_or(BoardError::NoGicV3)?.starting_address as u64;
+        let gicr = gic_regs.next().ok_or(BoardError::NoGicV3)?.starting_address as u64;
+        let psci = match fdt
+            .find_node("/psci")
+            .and_then(|node| node.property("method"))
+            .and_then(|method| method.as_str())
+        {
+            Some("smc") => PsciMethod::Smc,
+            Some("hvc") => PsciMethod::Hvc,
+            _ => return Err(BoardError::NoPsci),
+        };
+        let initrd = fdt.find_node("/chosen").and_then(|chosen| {
+            let start = chosen.property("linux,initrd-start")?.as_usize()? as u64;
+            let end = chosen.property("linux,initrd-end")?.as_usize()? as u64;
+            (end > start).then_some((start, end))
+        });
+        Ok(Board {
+            model: String::from(fdt.root().model()),
+            cpus,
+            ram,
+            uart,
+            gicd,
+            gicr,
+            psci,
+            initrd,
+        })
+    }
+}

@@ -1,0 +1,342 @@
+//! Bringing Janus up: the board from its device tree, the personalities from the
+//! boot bundle, their stage-2 tables and images, then every CPU into its idle loop.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aarch64_cpu::registers::{Readable, CNTPCT_EL0, ID_AA64MMFR0_EL1};
+use spin::Once;
+
+use crate::arch::aarch64::entry::{self, MAX_CPUS};
+use crate::arch::aarch64::{
+    self as arch, exception::halt, firmware, gic, heap, memory, percpu, run,
+};
+use crate::board::{Board, PsciMethod};
+use crate::janus_println;
+use crate::mm::addr::{Ipa, Pa};
+use crate::mm::stage2::{self, MemKind, Perm, Stage2Table};
+use crate::vm::bundle::{Bundle, GuestKind};
+use crate::vm::config::{self, Limits};
+use crate::vm::devicetree::{self, GuestTree};
+use crate::vm::placement::{self, RAM_ALIGN};
+use crate::vm::{Personality, VmState};
+
+/// Janus' version, printed at boot.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Bytes at the top of each personality's RAM that hold its device tree.
+const DTB_AREA_BYTES: u64 = RAM_ALIGN;
+
+/// What Janus needs to (re)start one personality.
+pub struct GuestImage {
+    /// Kernel bytes, inside the boot bundle.
+    pub kernel: &'static [u8],
+    /// Initial RAM disk bytes, inside the boot bundle (may be empty).
+    pub initrd: &'static [u8],
+    /// Its generated device tree.
+    pub dtb: Vec<u8>,
+    /// Where the kernel is loaded and entered.
+    pub kernel_ipa: u64,
+    /// Where the initrd is loaded.
+    pub initrd_ipa: u64,
+    /// Where the device tree is loaded (x0 at entry).
+    pub dtb_ipa: u64,
+    /// Stage-2 root table.
+    pub root: u64,
+    /// VTCR_EL2 for its stage-2 table.
+    pub vtcr: u64,
+    /// CNTVOFF_EL2: the physical count when it (re)started, so its clock starts near 0.
+    pub cntvoff: AtomicU64,
+}
+
+/// The board, read once by the boot CPU.
+static BOARD: Once<Board> = Once::new();
+/// The personalities, created once by the boot CPU before the other CPUs start.
+static PERSONALITIES: Once<Vec<Personality>> = Once::new();
+/// Per personality (same index): its image and stage-2 root.
+static IMAGES: Once<Vec<GuestImage>> = Once::new();
+/// Per physical CPU: the (personality, vCPU) pinned to it.
+static ASSIGNMENTS: Once<[Option<(usize, usize)>; MAX_CPUS]> = Once::new();
+
+/// Every personality (empty before boot finishes).
+pub fn personalities() -> &'static [Personality] {
+    PERSONALITIES.get().map_or(&[], |list| list.as_slice())
+}
+
+/// The vCPU pinned to physical CPU `pcpu`.
+pub fn assignment(pcpu: usize) -> Option<(&'static Personality, usize)> {
+    let (vm, vcpu) = (*ASSIGNMENTS.get()?.get(pcpu)?)?;
+    Some((personalities().get(vm)?, vcpu))
+}
+
+/// The MPIDR affinity of physical CPU `pcpu`.
+pub fn cpu_mpidr(pcpu: usize) -> Option<u64> {
+    BOARD.get()?.cpus.get(pcpu).copied()
+}
+
+/// A personality's image and stage-2 root.
+pub fn stage2(vm: &Personality) -> &'static GuestImage {
+    match IMAGES.get().and_then(|images| images.get(vm.id)) {
+        Some(image) => image,
+        // Personalities and images are created together at boot.
+        None => panic!("no image for personality {}", vm.id),
+    }
+}
+
+/// Entry from `entry.S` on every CPU, with the MMU on: CPU 0 gets the device tree.
+pub extern "C" fn rust_entry(cpu: usize, dtb: u64) -> ! {
+    if cpu == 0 {
+        primary(dtb)
+    } else {
+        secondary(cpu)
+    }
+}
+
+fn stop_boot(reason: core::fmt::Arguments) -> ! {
+    janus_println!("boot failed: {reason}");
+    firmware::system_off();
+    halt()
+}
+
+fn primary(dtb: u64) -> ! {
+    heap::init();
+    // SAFETY: x0 at entry holds the loader's device tree, which stays in place
+    // (Janus reserves it and never hands it to a personality).
+    let fdt = match unsafe { arch::boot_fdt(dtb) } {
+        Ok(fdt) => fdt,
+        Err(_) => halt(),
+    };
+    let board = match Board::from_fdt(&fdt) {
+        Ok(board) => board,
+        Err(_) => {
+            // Without a UART there is nowhere to say why; QEMU's virt board has one here.
+            // SAFETY: best effort on the virt board's PL011, used by nothing else yet.
+            unsafe { arch::install_console(0x0900_0000) };
+            stop_boot(format_args!("the device tree lacks something Janus needs"));
+        }
+    };
+    // SAFETY: the device tree names this PL011; the boot map has it as Device
+    // memory, and only the console uses it.
+    unsafe { arch::install_console(board.uart) };
+    firmware::set_conduit(match board.psci {
+        PsciMethod::Smc => firmware::Conduit::Smc,
+        PsciMethod::Hvc => firmware::Conduit::Hvc,
+    });
+
+    let (hyp_start, hyp_end) = entry::reserved_range();
+    janus_println!("Janus {VERSION} at EL2 on {}", board.model);
+    janus_println!(
+        "reserved {hyp_start:#x}-{hyp_end:#x} ({} KiB: image {} KiB, stacks {} KiB, heap {} KiB, page-table pool {} KiB)",
+        (hyp_end - hyp_start) / 1024,
+        entry::image_bytes() / 1024,
+        (entry::STACK_SIZE * MAX_CPUS) / 1024,
+        heap::HEAP_BYTES / 1024,
+        heap::FRAME_POOL_BYTES / 1024
+    );
+    for &(base, size) in &board.ram {
+        janus_println!("RAM {base:#x}-{:#x} ({} MiB)", base + size, size >> 20);
+    }
+    janus_println!(
+        "{} CPUs, GICv3 distributor {:#x} redistributors {:#x}, console PL011 {:#x}",
+        board.cpus.len(),
+        board.gicd,
+        board.gicr,
+        board.uart
+    );
+    let board = BOARD.call_once(|| board);
+
+    let Some((bundle_start, bundle_end)) = board.initrd else {
+        stop_boot(format_args!("no boot bundle: pass it to QEMU with -initrd"));
+    };
+    // SAFETY: the loader placed the bundle there; Janus keeps it out of every
+    // personality's RAM and never writes it.
+    let bytes = unsafe { arch::boot_blob(bundle_start, bundle_end) };
+    let bundle = match Bundle::parse(bytes) {
+        Ok(bundle) => bundle,
+        Err(error) => stop_boot(format_args!("boot bundle: {error}")),
+    };
+    let configs = bundle.personalities();
+    let cpu_count = board.cpus.len().min(MAX_CPUS);
+    let limits = Limits::with_physical_cpus(cpu_count as u32);
+    if let Err(error) = config::validate(configs, &limits) {
+        stop_boot(format_args!("configuration: {error}"));
+    }
+
+    let reserved = [
+        (hyp_start, hyp_end - hyp_start),
+        (dtb, fdt.total_size() as u64),
+        (bundle_start, bundle_end - bundle_start),
+    ];
+    let requests: Vec<placement::Request> =
+        configs.iter().map(|c| (c.ram_bytes, c.ram_base)).collect();
+    let placed = match placement::place(&requests, &board.ram, &reserved) {
+        Ok(placed) => placed,
+        Err(error) => stop_boot(format_args!("placing personality RAM: {error:?}")),
+    };
+
+    let pa_bits = pa_range_bits();
+    let mut vms = Vec::new();
+    let mut images = Vec::new();
+    let mut assignments = [None; MAX_CPUS];
+    for (index, (config, &(base, size))) in configs.iter().zip(&placed).enumerate() {
+        let pcpus: Vec<usize> = (0..cpu_count)
+            .filter(|cpu| config.cpus & (1 << cpu) != 0)
+            .take(config.vcpus as usize)
+            .collect();
+        for (vcpu, &pcpu) in pcpus.iter().enumerate() {
+            assignments[pcpu] = Some((index, vcpu));
+        }
+        let vm = Personality::new(index, config.name, config.kind, base, size, &pcpus);
+        let root = build_stage2(&vm);
+        let image = match guest_image(&vm, config, root, pa_bits) {
+            Ok(image) => image,
+            Err(reason) => stop_boot(format_args!("{}: {reason}", vm.name)),
+        };
+        janus_println!(
+            "{}: RAM {base:#x}-{:#x} ({} MiB, IPA = PA), VMID {}, vCPUs {} on CPUs {:?}, {} bytes of kernel at {:#x}, device tree at {:#x}",
+            vm.name,
+            base + size,
+            size >> 20,
+            vm.vmid,
+            pcpus.len(),
+            pcpus,
+            image.kernel.len(),
+            image.kernel_ipa,
+            image.dtb_ipa
+        );
+        vms.push(vm);
+        images.push(image);
+    }
+    let (used, total) = heap::frame_usage();
+    janus_println!("stage-2 tables use {used} of {total} page-table frames");
+    IMAGES.call_once(|| images);
+    let vms = PERSONALITIES.call_once(|| vms);
+    ASSIGNMENTS.call_once(|| assignments);
+    for vm in vms {
+        restart(vm);
+    }
+
+    // SAFETY: the device tree names the GICv3 frames; the boot map has them as
+    // Device memory and only this driver uses them.
+    unsafe { gic::init(board.gicd as usize, board.gicr as usize, board.cpus.len()) };
+    percpu::init(0, entry::stacks_base());
+    for (index, &mpidr) in board.cpus.iter().enumerate().take(MAX_CPUS).skip(1) {
+        let entry_point = entry::secondary_entry as *const () as u64;
+        if let Err(error) = firmware::cpu_on(mpidr, entry_point, index as u64) {
+            janus_println!("CPU {index} (MPIDR {mpidr:#x}) did not start: {error}");
+        }
+    }
+    // SAFETY: first use of this CPU's slot, before any guest runs.
+    run::idle(unsafe { percpu::current() })
+}
+
+fn secondary(cpu: usize) -> ! {
+    percpu::init(cpu, entry::stacks_base());
+    gic::init_cpu(cpu);
+    // SAFETY: first use of this CPU's slot, before any guest runs.
+    run::idle(unsafe { percpu::current() })
+}
+
+fn pa_range_bits() -> u32 {
+    match ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        5 => 48,
+        _ => 52,
+    }
+}
+
+/// Maps exactly the personality's RAM (IPA = PA), nothing of Janus or anyone else.
+fn build_stage2(vm: &Personality) -> u64 {
+    let table = Stage2Table::new(heap::GlobalFrames).and_then(|mut table| {
+        table.map(
+            Ipa(vm.ram_base),
+            Pa(vm.ram_base),
+            vm.ram_size,
+            MemKind::Normal,
+            Perm::ReadWriteExecute,
+        )?;
+        Ok(table)
+    });
+    match table {
+        Ok(table) => {
+            table.mark_active();
+            let root = table.root_pa().0;
+            // The table lives as long as the personality: for ever.
+            Box::leak(Box::new(table));
+            root
+        }
+        Err(error) => stop_boot(format_args!("{}: stage-2 table: {error}", vm.name)),
+    }
+}
+
+/// Lays the personality's RAM out: kernel at the bottom (2 MiB + text_offset for
+/// a Linux Image), initrd above it, device tree in the top 2 MiB.
+fn guest_image(
+    vm: &Personality,
+    config: &crate::vm::bundle::PersonalityConfig<'static>,
+    root: u64,
+    pa_bits: u32,
+) -> Result<GuestImage, &'static str> {
+    let kernel_ipa = match config.kind {
+        GuestKind::BareMetal => vm.ram_base,
+        GuestKind::Linux => vm.ram_base + crate::vm::loader::linux_text_offset(config.kernel)?,
+    };
+    let dtb_ipa = vm.ram_base + vm.ram_size - DTB_AREA_BYTES;
+    let kernel_end = kernel_ipa + config.kernel.len() as u64;
+    let initrd_ipa = (kernel_end + RAM_ALIGN - 1) & !(RAM_ALIGN - 1);
+    if kernel_end > dtb_ipa || initrd_ipa + config.initrd.len() as u64 > dtb_ipa {
+        return Err("kernel and initrd do not fit in its RAM");
+    }
+    let initrd =
+        (!config.initrd.is_empty()).then(|| (initrd_ipa, initrd_ipa + config.initrd.len() as u64));
+    let dtb = devicetree::generate(&GuestTree {
+        name: config.name,
+        ram: (vm.ram_base, vm.ram_size),
+        vcpus: config.vcpus,
+        bootargs: config.bootargs,
+        initrd,
+    })
+    .map_err(|_| "device tree generation failed")?;
+    if dtb.len() as u64 > DTB_AREA_BYTES {
+        return Err("device tree larger than 2 MiB");
+    }
+    Ok(GuestImage {
+        kernel: config.kernel,
+        initrd: config.initrd,
+        dtb,
+        kernel_ipa,
+        initrd_ipa,
+        dtb_ipa,
+        root,
+        vtcr: stage2::vtcr_el2(pa_bits),
+        cntvoff: AtomicU64::new(0),
+    })
+}
+
+/// (Re)starts a personality: clears its RAM, loads kernel, initrd and device
+/// tree, and starts vCPU 0 at the kernel with x0 = device tree. Runs when none
+/// of its vCPUs is running.
+pub fn restart(vm: &'static Personality) {
+    let image = stage2(vm);
+    // SAFETY: the range is this personality's RAM and none of its vCPUs runs.
+    unsafe {
+        memory::zero_guest(vm.ram_base, vm.ram_size);
+        memory::copy_to_guest(image.kernel_ipa, image.kernel);
+        memory::copy_to_guest(image.initrd_ipa, image.initrd);
+        memory::copy_to_guest(image.dtb_ipa, &image.dtb);
+    }
+    image.cntvoff.store(CNTPCT_EL0.get(), Ordering::Relaxed);
+    let was_resetting = vm.state() == VmState::Resetting;
+    vm.set_state(VmState::Running);
+    if let Some(first) = vm.vcpus.first() {
+        let _ = first.request_on(image.kernel_ipa, image.dtb_ipa);
+    }
+    if was_resetting {
+        janus_println!("{}: restarted", vm.name);
+    }
+}

@@ -1,0 +1,362 @@
+//! Routes a decoded exit to its handler. The one place that moves the guest's PC
+//! past a trapped instruction, and the one place that decides to inject a fault.
+
+use core::fmt;
+
+use ::smccc::psci::error::{
+    ALREADY_ON, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED, ON_PENDING, SUCCESS,
+};
+
+use super::esr::Exit;
+use super::inject::{self, GuestState, Injection};
+use super::smccc::{self, hypercall, Call};
+use crate::vm::vcpu::{CpuOnError, GuestRegs, PowerState};
+use crate::vm::{Personality, VmState};
+
+/// What the physical CPU does after an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Return to the guest.
+    Resume,
+    /// This vCPU is off (or its personality stopped): go idle.
+    Idle,
+}
+
+/// What the dispatcher needs from the CPU and the rest of Janus. The aarch64
+/// implementation touches registers and devices; tests use a fake.
+pub trait Services {
+    /// Writes the EL1 exception state of an injected exception.
+    fn inject(&mut self, injection: &Injection);
+    /// The guest's VBAR_EL1.
+    fn vbar_el1(&self) -> u64;
+    /// Copies guest RAM at `ipa` into `buffer`; the caller has checked the range.
+    fn copy_from_guest(&self, ipa: u64, buffer: &mut [u8]);
+    /// Prints one complete line of a personality's console output.
+    fn console_line(&mut self, personality: &Personality, line: &[u8]);
+    /// Interrupts physical CPU `pcpu` so it looks at its vCPU's state again.
+    fn kick(&mut self, pcpu: usize);
+    /// Sleeps until an interrupt is pending (a trapped WFI).
+    fn wait_for_interrupt(&mut self);
+    /// Prints a `[janus]` line.
+    fn report(&mut self, message: fmt::Arguments);
+}
+
+/// Size of an A64 instruction; trapped SMC, sysreg accesses and WFx return past it.
+const INSTRUCTION_BYTES: u64 = 4;
+/// Faults reported per personality before Janus stops naming each one.
+const REPORTED_FAULTS: u32 = 16;
+
+/// State the dispatcher keeps per physical CPU.
+#[derive(Debug, Default)]
+pub struct DispatchState {
+    /// Faults injected so far into the current vCPU.
+    pub faults: u32,
+}
+
+/// Handles one synchronous exit of vCPU `vcpu` of `vm`; `far` is FAR_EL2 (the
+/// guest's virtual address of an abort), which an injected abort reports.
+#[allow(clippy::too_many_arguments)]
+pub fn handle_exit(
+    regs: &mut GuestRegs,
+    exit: Exit,
+    far: u64,
+    vm: &Personality,
+    vcpu: usize,
+    state: &mut DispatchState,
+    services: &mut dyn Services,
+) -> Action {
+    match exit {
+        Exit::Hvc { .. } => smccc_call(regs, vm, vcpu, services),
+        Exit::Smc { .. } => {
+            // A trapped SMC leaves ELR_EL2 on the SMC itself (Arm ARM D1.10.2:
+            // the preferred return is the trapped instruction), unlike HVC.
+            regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
+            smccc_call(regs, vm, vcpu, services)
+        }
+        Exit::Wfx { wfe } => {
+            if !wfe {
+                services.wait_for_interrupt();
+            }
+            regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
+            Action::Resume
+        }
+        Exit::Mmio(access) => {
+            // No device backs this address: the access cannot be honoured.
+            let fault_kind = Fault::Data {
+                ipa: Some(access.ipa),
+                far,
+                write: access.write,
+            };
+            fault(regs, vm, state, services, fault_kind)
+        }
+        Exit::DataAbort(abort) => {
+            let fault_kind = Fault::Data {
+                ipa: abort.ipa,
+                far: abort.far.unwrap_or(far),
+                write: abort.write,
+            };
+            fault(regs, vm, state, services, fault_kind)
+        }
+        Exit::InstructionAbort(abort) => {
+            let vbar = services.vbar_el1();
+            if inject::is_vector_address(vbar, regs.pc) {
+                // It faulted fetching its own exception vector: injecting again
+                // would loop forever, so this personality cannot recover.
+                services.report(format_args!(
+                    "{}: instruction abort at its exception vector {:#x}; stopping it",
+                    vm.name, regs.pc
+                ));
+                stop(vm, VmState::Off, services);
+                return Action::Idle;
+            }
+            let fault_kind = Fault::Instruction {
+                ipa: abort.ipa,
+                far: abort.far.unwrap_or(far),
+            };
+            fault(regs, vm, state, services, fault_kind)
+        }
+        Exit::SysReg(_) | Exit::FpAccess | Exit::Unhandled { .. } => {
+            fault(regs, vm, state, services, Fault::Undefined)
+        }
+    }
+}
+
+/// A guest access Janus cannot honour. `ipa` is what Janus reports (absent when
+/// the syndrome names none); `far` is the guest virtual address the injected
+/// abort carries in FAR_EL1.
+enum Fault {
+    Data {
+        ipa: Option<u64>,
+        far: u64,
+        write: bool,
+    },
+    Instruction {
+        ipa: Option<u64>,
+        far: u64,
+    },
+    Undefined,
+}
+
+fn fault(
+    regs: &mut GuestRegs,
+    vm: &Personality,
+    state: &mut DispatchState,
+    services: &mut dyn Services,
+    fault: Fault,
+) -> Action {
+    let guest = GuestState {
+        pc: regs.pc,
+        pstate: regs.pstate,
+        vbar_el1: services.vbar_el1(),
+    };
+    state.faults = state.faults.saturating_add(1);
+    let report = state.faults <= REPORTED_FAULTS;
+    let injection = match fault {
+        Fault::Data { ipa, far, write } => {
+            if report {
+                services.report(format_args!(
+                    "{}: {} of IPA {:#x} at pc {:#x} refused; data abort injected",
+                    vm.name,
+                    if write { "write" } else { "read" },
+                    ipa.unwrap_or(far),
+                    regs.pc
+                ));
+            }
+            inject::data_abort(&guest, far, write)
+        }
+        Fault::Instruction { ipa, far } => {
+            if report {
+                services.report(format_args!(
+                    "{}: instruction fetch from IPA {:#x} refused; prefetch abort injected",
+                    vm.name,
+                    ipa.unwrap_or(far)
+                ));
+            }
+            inject::instruction_abort(&guest, far)
+        }
+        Fault::Undefined => {
+            if report {
+                services.report(format_args!(
+                    "{}: unsupported instruction at pc {:#x}; undefined instruction injected",
+                    vm.name, regs.pc
+                ));
+            }
+            inject::undefined(&guest)
+        }
+    };
+    if state.faults == REPORTED_FAULTS {
+        services.report(format_args!("{}: further faults are not reported", vm.name));
+    }
+    services.inject(&injection);
+    regs.pc = injection.new_pc;
+    regs.pstate = injection.new_pstate;
+    Action::Resume
+}
+
+/// Stops `vm` (for good, or to restart it) and interrupts its other vCPUs.
+pub fn stop(vm: &Personality, state: VmState, services: &mut dyn Services) {
+    for pcpu in vm.stop(state) {
+        services.kick(pcpu);
+    }
+}
+
+fn psci_code(code: i32) -> u64 {
+    i64::from(code) as u64
+}
+
+fn smccc_call(
+    regs: &mut GuestRegs,
+    vm: &Personality,
+    vcpu: usize,
+    services: &mut dyn Services,
+) -> Action {
+    let call = smccc::classify(&regs.smccc_args());
+    let result = match call {
+        Call::Null => 0,
+        Call::HypVersion => hypercall::ABI_VERSION,
+        Call::ConsoleWrite { ipa, len } => console_write(vm, ipa, len, services),
+        Call::HypCallCount => 3,
+        Call::HypCallUid => {
+            regs.set_smccc_result(hypercall::UID);
+            return Action::Resume;
+        }
+        Call::HypRevision => {
+            regs.set_smccc_result([1, 0, 0, 0]);
+            return Action::Resume;
+        }
+        Call::PsciVersion => PSCI_VERSION_1_1,
+        Call::SmcccVersion => SMCCC_VERSION_1_1,
+        Call::PsciFeatures { function } => {
+            if smccc::psci_implements(function) {
+                psci_code(SUCCESS)
+            } else {
+                psci_code(NOT_SUPPORTED)
+            }
+        }
+        Call::SmcccArchFeatures { .. } => psci_code(NOT_SUPPORTED),
+        // MIGRATE_INFO_TYPE 2: no Trusted OS that needs migration (PSCI 1.1 §5.7.2).
+        Call::MigrateInfoType => 2,
+        Call::CpuOn {
+            target,
+            entry,
+            context,
+        } => cpu_on(vm, target, entry, context, services),
+        Call::AffinityInfo {
+            target,
+            lowest_level,
+        } => affinity_info(vm, target, lowest_level),
+        Call::CpuOff => {
+            if let Some(slot) = vm.vcpus.get(vcpu) {
+                slot.power_off();
+            }
+            return Action::Idle;
+        }
+        Call::SystemOff => {
+            services.report(format_args!("{}: system off", vm.name));
+            stop(vm, VmState::Off, services);
+            return Action::Idle;
+        }
+        Call::SystemReset => {
+            services.report(format_args!("{}: system reset", vm.name));
+            stop(vm, VmState::Resetting, services);
+            return Action::Idle;
+        }
+        Call::Unknown { function } => {
+            services.report(format_args!(
+                "{}: unknown SMCCC call {function:#010x} answered NOT_SUPPORTED",
+                vm.name
+            ));
+            psci_code(NOT_SUPPORTED)
+        }
+    };
+    regs.x[0] = result;
+    Action::Resume
+}
+
+/// PSCI 1.1: major 1 in bits [31:16], minor 1 in [15:0].
+const PSCI_VERSION_1_1: u64 = 0x0001_0001;
+/// SMCCC 1.1, same encoding.
+const SMCCC_VERSION_1_1: u64 = 0x0001_0001;
+
+fn cpu_on(
+    vm: &Personality,
+    target: u64,
+    entry: u64,
+    context: u64,
+    services: &mut dyn Services,
+) -> u64 {
+    let Some((_, slot)) = vm.vcpu_by_mpidr(target) else {
+        services.report(format_args!(
+            "{}: CPU_ON for CPU {target:#x} it does not have refused",
+            vm.name
+        ));
+        return psci_code(INVALID_PARAMETERS);
+    };
+    if !vm.ram_contains(entry, INSTRUCTION_BYTES) {
+        services.report(format_args!(
+            "{}: CPU_ON with entry {entry:#x} outside its RAM refused",
+            vm.name
+        ));
+        return psci_code(INVALID_ADDRESS);
+    }
+    match slot.request_on(entry, context) {
+        Ok(()) => {
+            services.kick(slot.pcpu);
+            psci_code(SUCCESS)
+        }
+        Err(CpuOnError::AlreadyOn) => psci_code(ALREADY_ON),
+        Err(CpuOnError::OnPending) => psci_code(ON_PENDING),
+    }
+}
+
+fn affinity_info(vm: &Personality, target: u64, lowest_level: u64) -> u64 {
+    // Only level 0 (individual CPUs) is meaningful with one cluster of vCPUs.
+    if lowest_level != 0 {
+        return psci_code(INVALID_PARAMETERS);
+    }
+    match vm.vcpu_by_mpidr(target) {
+        None => psci_code(INVALID_PARAMETERS),
+        Some((_, slot)) => match slot.state() {
+            PowerState::On => 0,
+            PowerState::Off => 1,
+            PowerState::OnPending | PowerState::Claimed => 2,
+        },
+    }
+}
+
+fn console_write(vm: &Personality, ipa: u64, len: u64, services: &mut dyn Services) -> u64 {
+    if len > hypercall::CONSOLE_WRITE_MAX_BYTES || !vm.ram_contains(ipa, len) {
+        services.report(format_args!(
+            "{}: console write of {len} bytes at {ipa:#x} outside its RAM refused",
+            vm.name
+        ));
+        return psci_code(INVALID_PARAMETERS);
+    }
+    let mut chunk = [0u8; 128];
+    let mut done = 0u64;
+    let mut line = vm.console.lock();
+    while done < len {
+        let take = core::cmp::min(len - done, chunk.len() as u64) as usize;
+        let Some(buffer) = chunk.get_mut(..take) else {
+            break;
+        };
+        services.copy_from_guest(ipa + done, buffer);
+        for &byte in buffer.iter() {
+            if byte == b'\n' {
+                services.console_line(vm, &line);
+                line.clear();
+            } else if byte != b'\r' {
+                line.push(byte);
+                if line.len() >= crate::vm::personality::CONSOLE_LINE_BYTES {
+                    services.console_line(vm, &line);
+                    line.clear();
+                }
+            }
+        }
+        done += take as u64;
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests;

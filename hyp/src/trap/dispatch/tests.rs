@@ -1,0 +1,295 @@
+//! Dispatcher tests against a fake CPU.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::*;
+use crate::trap::esr;
+use crate::vm::bundle::GuestKind;
+use crate::vm::vcpu::PSTATE_EL1H_MASKED;
+
+const RAM: u64 = 0x8000_0000;
+const RAM_SIZE: u64 = 0x400_0000;
+/// HVC #0 from AArch64 (EC 0x16, IL 1).
+const ESR_HVC: u64 = 0x5a00_0000;
+/// SMC #0 from AArch64 (EC 0x17, IL 1).
+const ESR_SMC: u64 = 0x5e00_0000;
+/// `ldr x1, [x0]` stage-2 translation fault at level 1, ISV=1, SAS=3, SRT=1, SF=1.
+const ESR_LDR_X1_TRANSLATION_L1: u64 = 0x93c1_8005;
+/// Instruction abort from a lower EL, translation fault level 1.
+const ESR_IABT_TRANSLATION_L1: u64 = 0x8200_0005;
+/// WFI (EC 0x01, IL 1, TI 0).
+const ESR_WFI: u64 = 0x0600_0000;
+
+#[derive(Default)]
+struct FakeCpu {
+    vbar: u64,
+    injected: Vec<Injection>,
+    lines: Vec<String>,
+    kicked: Vec<usize>,
+    reports: Vec<String>,
+    waits: u32,
+    memory: Vec<(u64, Vec<u8>)>,
+}
+
+impl Services for FakeCpu {
+    fn inject(&mut self, injection: &Injection) {
+        self.injected.push(*injection);
+    }
+    fn vbar_el1(&self) -> u64 {
+        self.vbar
+    }
+    fn copy_from_guest(&self, ipa: u64, buffer: &mut [u8]) {
+        for (index, byte) in buffer.iter_mut().enumerate() {
+            let address = ipa + index as u64;
+            *byte = self
+                .memory
+                .iter()
+                .find_map(|(base, bytes)| {
+                    address
+                        .checked_sub(*base)
+                        .and_then(|offset| bytes.get(offset as usize).copied())
+                })
+                .unwrap_or(0);
+        }
+    }
+    fn console_line(&mut self, _personality: &Personality, line: &[u8]) {
+        self.lines.push(String::from_utf8_lossy(line).into_owned());
+    }
+    fn kick(&mut self, pcpu: usize) {
+        self.kicked.push(pcpu);
+    }
+    fn wait_for_interrupt(&mut self) {
+        self.waits += 1;
+    }
+    fn report(&mut self, message: fmt::Arguments) {
+        self.reports.push(alloc::format!("{message}"));
+    }
+}
+
+fn vm() -> Personality {
+    let vm = Personality::new(0, "work", GuestKind::BareMetal, RAM, RAM_SIZE, &[2, 3]);
+    let _ = vm.vcpus[0].request_on(RAM, 0);
+    let _ = vm.vcpus[0].take_pending();
+    vm.vcpus[0].set_running(true);
+    vm
+}
+
+fn regs(x: &[u64]) -> GuestRegs {
+    let mut regs = GuestRegs::default();
+    regs.x[..x.len()].copy_from_slice(x);
+    regs.pc = RAM + 0x1000;
+    regs.pstate = PSTATE_EL1H_MASKED;
+    regs
+}
+
+fn run(
+    regs: &mut GuestRegs,
+    esr: u64,
+    far: u64,
+    hpfar: u64,
+    cpu: &mut FakeCpu,
+    vm: &Personality,
+) -> Action {
+    let exit = esr::decode(esr, far, hpfar);
+    handle_exit(regs, exit, far, vm, 0, &mut DispatchState::default(), cpu)
+}
+
+#[test]
+fn null_hypercall_returns_zero_and_keeps_pc() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[0xC600_0002, 5]);
+    assert_eq!(run(&mut regs, ESR_HVC, 0, 0, &mut cpu, &vm), Action::Resume);
+    assert_eq!(regs.x[0], 0);
+    assert_eq!(regs.x[1], 5);
+    assert_eq!(regs.pc, RAM + 0x1000);
+}
+
+#[test]
+fn trapped_smc_returns_past_the_instruction() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[0x8400_0000]);
+    assert_eq!(run(&mut regs, ESR_SMC, 0, 0, &mut cpu, &vm), Action::Resume);
+    assert_eq!(regs.x[0], 0x1_0001);
+    assert_eq!(regs.pc, RAM + 0x1004);
+}
+
+#[test]
+fn unknown_call_is_not_supported_and_reported() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[0xC200_0001]);
+    run(&mut regs, ESR_SMC, 0, 0, &mut cpu, &vm);
+    assert_eq!(regs.x[0] as i64, -1);
+    assert!(cpu.reports[0].contains("unknown SMCCC call 0xc2000001"));
+}
+
+#[test]
+fn console_write_prints_whole_lines_from_guest_memory() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    cpu.memory.push((RAM + 0x2000, b"hello\nwor".to_vec()));
+    cpu.memory.push((RAM + 0x3000, b"ld\n".to_vec()));
+    let mut regs1 = regs(&[0xC600_0001, RAM + 0x2000, 9]);
+    run(&mut regs1, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(regs1.x[0], 9);
+    let mut regs2 = regs(&[0xC600_0001, RAM + 0x3000, 3]);
+    run(&mut regs2, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(cpu.lines, ["hello", "world"]);
+}
+
+#[test]
+fn console_write_outside_ram_is_refused() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    for (ipa, len) in [
+        (RAM - 16, 16),
+        (RAM + RAM_SIZE - 8, 16),
+        (RAM, u64::MAX),
+        (u64::MAX - 4, 8),
+    ] {
+        let mut regs = regs(&[0xC600_0001, ipa, len]);
+        run(&mut regs, ESR_HVC, 0, 0, &mut cpu, &vm);
+        assert_eq!(regs.x[0] as i64, -2, "ipa {ipa:#x} len {len}");
+    }
+    assert!(cpu.lines.is_empty());
+}
+
+#[test]
+fn cpu_on_checks_target_and_entry_then_kicks() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut bad_target = regs(&[0xC400_0003, 2, RAM, 0]);
+    run(&mut bad_target, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(bad_target.x[0] as i64, -2);
+    let mut bad_entry = regs(&[0xC400_0003, 1, 0x4020_0000, 0]);
+    run(&mut bad_entry, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(bad_entry.x[0] as i64, -9);
+    let mut good = regs(&[0xC400_0003, 1, RAM + 0x100, 42]);
+    run(&mut good, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(good.x[0], 0);
+    assert_eq!(cpu.kicked, [3]);
+    assert_eq!(vm.vcpus[1].take_pending(), Some((RAM + 0x100, 42)));
+    let mut again = regs(&[0xC400_0003, 1, RAM + 0x100, 42]);
+    run(&mut again, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(again.x[0] as i64, -4);
+}
+
+#[test]
+fn affinity_info_reports_on_and_off() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut on = regs(&[0xC400_0004, 0, 0]);
+    run(&mut on, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(on.x[0], 0);
+    let mut off = regs(&[0xC400_0004, 1, 0]);
+    run(&mut off, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(off.x[0], 1);
+    let mut level = regs(&[0xC400_0004, 1, 1]);
+    run(&mut level, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(level.x[0] as i64, -2);
+}
+
+#[test]
+fn system_off_stops_only_this_personality_and_kicks_its_running_vcpus() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[0x8400_0008]);
+    assert_eq!(run(&mut regs, ESR_HVC, 0, 0, &mut cpu, &vm), Action::Idle);
+    assert_eq!(vm.state(), VmState::Off);
+    assert_eq!(cpu.kicked, [2]);
+}
+
+#[test]
+fn system_reset_marks_personality_resetting() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[0x8400_0009]);
+    assert_eq!(run(&mut regs, ESR_HVC, 0, 0, &mut cpu, &vm), Action::Idle);
+    assert_eq!(vm.state(), VmState::Resetting);
+}
+
+#[test]
+fn cpu_off_idles_the_calling_vcpu() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[0x8400_0002]);
+    assert_eq!(run(&mut regs, ESR_HVC, 0, 0, &mut cpu, &vm), Action::Idle);
+    assert_eq!(vm.vcpus[0].state(), PowerState::Off);
+    assert_eq!(vm.state(), VmState::Running);
+}
+
+#[test]
+fn data_abort_outside_ram_injects_abort_at_el1_vector() {
+    let (vm, mut cpu) = (
+        vm(),
+        FakeCpu {
+            vbar: RAM + 0x800,
+            ..FakeCpu::default()
+        },
+    );
+    let mut regs = regs(&[0x4020_0000]);
+    // HPFAR holds IPA[47:12] in bits [43:4].
+    let action = run(
+        &mut regs,
+        ESR_LDR_X1_TRANSLATION_L1,
+        0x4020_0000,
+        0x4020_0000 >> 8,
+        &mut cpu,
+        &vm,
+    );
+    assert_eq!(action, Action::Resume);
+    let injection = cpu.injected[0];
+    assert_eq!(injection.elr_el1, RAM + 0x1000);
+    assert_eq!(injection.far_el1, Some(0x4020_0000));
+    assert_eq!(regs.pc, RAM + 0x800 + 0x200);
+    assert!(cpu.reports[0].contains("read of IPA 0x40200000"));
+}
+
+#[test]
+fn fault_while_fetching_own_vector_stops_the_personality() {
+    let (vm, mut cpu) = (
+        vm(),
+        FakeCpu {
+            vbar: 0x80_0000_0000,
+            ..FakeCpu::default()
+        },
+    );
+    let mut regs = regs(&[]);
+    regs.pc = 0x80_0000_0200;
+    let action = run(
+        &mut regs,
+        ESR_IABT_TRANSLATION_L1,
+        0x80_0000_0200,
+        0x80_0000_0200 >> 8,
+        &mut cpu,
+        &vm,
+    );
+    assert_eq!(action, Action::Idle);
+    assert_eq!(vm.state(), VmState::Off);
+    assert!(cpu.injected.is_empty());
+}
+
+#[test]
+fn fault_reports_are_rate_limited() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut state = DispatchState::default();
+    for _ in 0..100 {
+        let mut regs = regs(&[]);
+        let exit = esr::decode(ESR_LDR_X1_TRANSLATION_L1, 0x4020_0000, 0x4020_0000 >> 8);
+        handle_exit(&mut regs, exit, 0x4020_0000, &vm, 0, &mut state, &mut cpu);
+    }
+    assert_eq!(cpu.injected.len(), 100);
+    assert_eq!(cpu.reports.len(), REPORTED_FAULTS as usize + 1);
+}
+
+#[test]
+fn wfi_waits_and_skips_the_instruction() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[]);
+    assert_eq!(run(&mut regs, ESR_WFI, 0, 0, &mut cpu, &vm), Action::Resume);
+    assert_eq!(cpu.waits, 1);
+    assert_eq!(regs.pc, RAM + 0x1004);
+}
+
+#[test]
+fn unknown_exception_injects_undefined() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[]);
+    // EC 0x3f is reserved.
+    run(&mut regs, 0xfe00_0000, 0, 0, &mut cpu, &vm);
+    assert_eq!(cpu.injected.len(), 1);
+    assert_eq!(cpu.injected[0].esr_el1 >> 26, 0);
+}

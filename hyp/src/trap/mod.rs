@@ -1,0 +1,6 @@
+//! Trap decoding and the pure parts of exception handling.
+#![forbid(unsafe_code)]
+pub mod dispatch;
+pub mod esr;
+pub mod inject;
+pub mod smccc;

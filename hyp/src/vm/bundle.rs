@@ -1,0 +1,1063 @@
+//! The boot bundle: personality configs and guest images packed into one blob.
+//!
+//! The host tool `janus-pack` writes a bundle; QEMU loads it with `-initrd`, and Janus
+//! finds it through the DTB's `/chosen` initrd range and reads it with [`Bundle::parse`].
+//! The parser trusts nothing: every offset and length is checked against the bytes it
+//! was given with checked arithmetic, and no input makes it panic.
+//!
+//! # Format (version 1)
+//!
+//! All integers are little-endian. Offsets count from the first byte of the bundle.
+//!
+//! Header, [`HEADER_BYTES`] bytes:
+//!
+//! | offset | size | field                                                       |
+//! |--------|------|-------------------------------------------------------------|
+//! | 0x00   | 8    | magic, `b"JANUSBDL"`                                        |
+//! | 0x08   | 4    | format version, [`FORMAT_VERSION`]                          |
+//! | 0x0c   | 4    | number of entries                                           |
+//! | 0x10   | 4    | size of one entry, [`ENTRY_BYTES`]                          |
+//! | 0x14   | 4    | reserved, zero                                              |
+//! | 0x18   | 8    | total bytes: header, entries, blobs and padding             |
+//!
+//! Then one entry per personality, [`ENTRY_BYTES`] bytes each:
+//!
+//! | offset | size | field                                                       |
+//! |--------|------|-------------------------------------------------------------|
+//! | 0x00   | 16   | name, UTF-8, padded with NUL (so at most 15 bytes long)     |
+//! | 0x10   | 4    | kind: 0 = bare metal, 1 = Linux                             |
+//! | 0x14   | 4    | flags: bit 0 = `ram_base` is fixed; other bits zero         |
+//! | 0x18   | 8    | RAM size in bytes                                           |
+//! | 0x20   | 8    | RAM base (IPA == physical address), zero unless bit 0 is set |
+//! | 0x28   | 8    | bitmask of the physical CPUs the personality may use        |
+//! | 0x30   | 4    | number of vCPUs                                             |
+//! | 0x34   | 4    | reserved, zero                                              |
+//! | 0x38   | 16   | kernel blob: offset (8), length (8)                         |
+//! | 0x48   | 16   | initrd blob: offset (8), length (8)                         |
+//! | 0x58   | 16   | bootargs blob (UTF-8, no NUL terminator): offset, length    |
+//!
+//! Then the blobs, each starting on a [`BLOB_ALIGN`]-byte boundary after the entry
+//! table, zero padding between them and after the last one. An empty blob has offset
+//! 0 and length 0. Bytes past "total bytes" are ignored, since a loader may hand over a
+//! region rounded up to a page; fewer bytes than "total bytes" is a truncated bundle.
+//! Blobs need not be disjoint: Janus only reads them (copying images into guest RAM).
+//!
+//! The parser checks the structure only; whether the values make sense (name
+//! characters, RAM alignment, CPU sets) is [`super::config::validate`]'s job.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The first eight bytes of every bundle.
+pub const MAGIC: [u8; 8] = *b"JANUSBDL";
+/// The format version this parser reads and [`encode`] writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the header in bytes.
+pub const HEADER_BYTES: usize = 32;
+/// Size of one entry in bytes.
+pub const ENTRY_BYTES: usize = 104;
+/// Alignment of every blob, in bytes, so a kernel image can be used in place.
+pub const BLOB_ALIGN: usize = 16;
+/// Longest personality name in bytes; the name field holds it plus a NUL.
+pub const NAME_MAX_BYTES: usize = 15;
+
+/// Size of the NUL-padded name field of an entry.
+const NAME_FIELD_BYTES: usize = NAME_MAX_BYTES + 1;
+/// Entry flag: the `ram_base` field is meaningful.
+const FLAG_RAM_BASE: u32 = 1 << 0;
+
+/// Header field offsets.
+mod header {
+    pub const VERSION: usize = 0x08;
+    pub const COUNT: usize = 0x0c;
+    pub const ENTRY_SIZE: usize = 0x10;
+    pub const RESERVED: usize = 0x14;
+    pub const TOTAL_BYTES: usize = 0x18;
+}
+
+/// Entry field offsets, relative to the start of the entry.
+mod entry {
+    pub const NAME: usize = 0x00;
+    pub const KIND: usize = 0x10;
+    pub const FLAGS: usize = 0x14;
+    pub const RAM_BYTES: usize = 0x18;
+    pub const RAM_BASE: usize = 0x20;
+    pub const CPUS: usize = 0x28;
+    pub const VCPUS: usize = 0x30;
+    pub const RESERVED: usize = 0x34;
+    pub const KERNEL: usize = 0x38;
+    pub const INITRD: usize = 0x48;
+    pub const BOOTARGS: usize = 0x58;
+}
+
+const _: () = assert!(entry::BOOTARGS + 16 == ENTRY_BYTES);
+const _: () = assert!(header::TOTAL_BYTES + 8 == HEADER_BYTES);
+const _: () = assert!(entry::NAME + NAME_FIELD_BYTES == entry::KIND);
+
+/// What a personality runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestKind {
+    /// A bare-metal EL1 program (the test guests), entered at the start of its kernel.
+    BareMetal,
+    /// A Linux arm64 `Image`, booted by the arm64 boot protocol with a generated DTB.
+    Linux,
+}
+
+impl GuestKind {
+    /// The value stored in an entry's kind field.
+    const fn code(self) -> u32 {
+        match self {
+            GuestKind::BareMetal => 0,
+            GuestKind::Linux => 1,
+        }
+    }
+
+    /// The kind an entry's kind field names, if any.
+    const fn from_code(code: u32) -> Option<Self> {
+        match code {
+            0 => Some(GuestKind::BareMetal),
+            1 => Some(GuestKind::Linux),
+            _ => None,
+        }
+    }
+}
+
+/// One personality as packed in the bundle; the slices borrow the bundle's bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PersonalityConfig<'a> {
+    /// 1 to 15 characters from `[a-z0-9-]`; also the guest's hostname.
+    pub name: &'a str,
+    /// What the personality runs.
+    pub kind: GuestKind,
+    /// Guest RAM size, a multiple of 2 MiB.
+    pub ram_bytes: u64,
+    /// Physical (== guest IPA) base of its RAM if the config fixes it, 2 MiB aligned.
+    pub ram_base: Option<u64>,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// Bitmask of the physical CPUs it may use (bit n = CPU n).
+    pub cpus: u64,
+    /// The kernel (or bare-metal program) image.
+    pub kernel: &'a [u8],
+    /// The initial RAM disk; may be empty.
+    pub initrd: &'a [u8],
+    /// The kernel command line.
+    pub bootargs: &'a str,
+}
+
+impl fmt::Debug for PersonalityConfig<'_> {
+    // Images can be megabytes: print their sizes, not their bytes.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("PersonalityConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("ram_bytes", &Hex(self.ram_bytes))
+            .field("ram_base", &self.ram_base.map(Hex))
+            .field("vcpus", &self.vcpus)
+            .field("cpus", &format_args!("{:#b}", self.cpus))
+            .field("kernel_bytes", &self.kernel.len())
+            .field("initrd_bytes", &self.initrd.len())
+            .field("bootargs", &self.bootargs)
+            .finish()
+    }
+}
+
+/// Prints an address or size in hex inside `Debug` output.
+struct Hex(u64);
+
+impl fmt::Debug for Hex {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{:#x}", self.0)
+    }
+}
+
+/// Which blob of an entry an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blob {
+    /// The kernel image.
+    Kernel,
+    /// The initial RAM disk.
+    Initrd,
+    /// The kernel command line.
+    Bootargs,
+}
+
+impl fmt::Display for Blob {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Blob::Kernel => "kernel",
+            Blob::Initrd => "initrd",
+            Blob::Bootargs => "bootargs",
+        })
+    }
+}
+
+/// Why a bundle was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleError {
+    /// Fewer bytes than a header.
+    TooShort {
+        /// How many bytes there were.
+        available: usize,
+    },
+    /// The first eight bytes are not `JANUSBDL`.
+    BadMagic,
+    /// The format version is not [`FORMAT_VERSION`].
+    UnsupportedVersion(u32),
+    /// The entry size in the header is not [`ENTRY_BYTES`].
+    BadEntrySize(u32),
+    /// A reserved header field is not zero.
+    ReservedHeaderField,
+    /// The entry table does not fit inside the total size the header claims.
+    TableOutOfBounds {
+        /// Number of entries the header claims.
+        count: u32,
+        /// Total size the header claims.
+        total_bytes: u64,
+    },
+    /// The header claims more bytes than were given: the bundle was cut short.
+    Truncated {
+        /// Total size the header claims.
+        total_bytes: u64,
+        /// How many bytes there were.
+        available: usize,
+    },
+    /// The name field has bytes after its first NUL, or no NUL at all.
+    NameNotPadded {
+        /// Index of the entry.
+        index: usize,
+    },
+    /// The name is not UTF-8.
+    NameNotUtf8 {
+        /// Index of the entry.
+        index: usize,
+    },
+    /// The kind field names no [`GuestKind`].
+    UnknownKind {
+        /// Index of the entry.
+        index: usize,
+        /// The value found.
+        value: u32,
+    },
+    /// The flags field has bits this version does not define.
+    UnknownFlags {
+        /// Index of the entry.
+        index: usize,
+        /// The value found.
+        flags: u32,
+    },
+    /// A reserved entry field is not zero, or `ram_base` is set without its flag.
+    ReservedEntryField {
+        /// Index of the entry.
+        index: usize,
+    },
+    /// A blob starts inside the header or entry table, ends past the total size, or
+    /// is empty with a nonzero offset.
+    BlobOutOfBounds {
+        /// Index of the entry.
+        index: usize,
+        /// Which blob.
+        blob: Blob,
+    },
+    /// A non-empty blob does not start on a [`BLOB_ALIGN`]-byte boundary.
+    BlobMisaligned {
+        /// Index of the entry.
+        index: usize,
+        /// Which blob.
+        blob: Blob,
+    },
+    /// The bootargs blob is not UTF-8.
+    BootargsNotUtf8 {
+        /// Index of the entry.
+        index: usize,
+    },
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BundleError::TooShort { available } => write!(
+                formatter,
+                "bundle is {available} bytes, shorter than its {HEADER_BYTES}-byte header"
+            ),
+            BundleError::BadMagic => formatter.write_str("bundle does not start with JANUSBDL"),
+            BundleError::UnsupportedVersion(version) => write!(
+                formatter,
+                "bundle format version {version} is not supported (expected {FORMAT_VERSION})"
+            ),
+            BundleError::BadEntrySize(size) => write!(
+                formatter,
+                "bundle entry size is {size} bytes (expected {ENTRY_BYTES})"
+            ),
+            BundleError::ReservedHeaderField => {
+                formatter.write_str("bundle header has a nonzero reserved field")
+            }
+            BundleError::TableOutOfBounds { count, total_bytes } => write!(
+                formatter,
+                "bundle claims {count} entries, which do not fit in its {total_bytes} bytes"
+            ),
+            BundleError::Truncated {
+                total_bytes,
+                available,
+            } => write!(
+                formatter,
+                "bundle is truncated: header says {total_bytes} bytes, only {available} present"
+            ),
+            BundleError::NameNotPadded { index } => write!(
+                formatter,
+                "entry {index}: name is not NUL-padded within {NAME_FIELD_BYTES} bytes"
+            ),
+            BundleError::NameNotUtf8 { index } => {
+                write!(formatter, "entry {index}: name is not UTF-8")
+            }
+            BundleError::UnknownKind { index, value } => {
+                write!(formatter, "entry {index}: unknown guest kind {value}")
+            }
+            BundleError::UnknownFlags { index, flags } => {
+                write!(formatter, "entry {index}: unknown flags {flags:#x}")
+            }
+            BundleError::ReservedEntryField { index } => {
+                write!(formatter, "entry {index}: a reserved field is nonzero")
+            }
+            BundleError::BlobOutOfBounds { index, blob } => {
+                write!(formatter, "entry {index}: {blob} lies outside the bundle")
+            }
+            BundleError::BlobMisaligned { index, blob } => write!(
+                formatter,
+                "entry {index}: {blob} does not start on a {BLOB_ALIGN}-byte boundary"
+            ),
+            BundleError::BootargsNotUtf8 { index } => {
+                write!(formatter, "entry {index}: bootargs are not UTF-8")
+            }
+        }
+    }
+}
+
+/// A parsed bundle: the personalities it holds, borrowing its bytes.
+#[derive(Debug, Clone)]
+pub struct Bundle<'a> {
+    personalities: Vec<PersonalityConfig<'a>>,
+}
+
+impl<'a> Bundle<'a> {
+    /// Parses and bounds-checks a bundle.
+    ///
+    /// # Errors
+    ///
+    /// Any [`BundleError`]: a short or truncated input, a bad magic, version or entry
+    /// size, nonzero reserved fields, an unknown kind or flag, a name or bootargs that
+    /// is not UTF-8, or a blob outside the bundle or misaligned.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, BundleError> {
+        let available = bytes.len();
+        let too_short = BundleError::TooShort { available };
+        if bytes.get(..MAGIC.len()).ok_or(too_short)? != MAGIC {
+            // A short input that is not a bundle at all gets the clearer of the two.
+            return Err(if available < HEADER_BYTES {
+                too_short
+            } else {
+                BundleError::BadMagic
+            });
+        }
+        let header_bytes = bytes.get(..HEADER_BYTES).ok_or(too_short)?;
+        let version = read_u32(header_bytes, header::VERSION).ok_or(too_short)?;
+        if version != FORMAT_VERSION {
+            return Err(BundleError::UnsupportedVersion(version));
+        }
+        let count = read_u32(header_bytes, header::COUNT).ok_or(too_short)?;
+        let entry_size = read_u32(header_bytes, header::ENTRY_SIZE).ok_or(too_short)?;
+        if usize::try_from(entry_size) != Ok(ENTRY_BYTES) {
+            return Err(BundleError::BadEntrySize(entry_size));
+        }
+        if read_u32(header_bytes, header::RESERVED) != Some(0) {
+            return Err(BundleError::ReservedHeaderField);
+        }
+        let total_bytes = read_u64(header_bytes, header::TOTAL_BYTES).ok_or(too_short)?;
+
+        let table_out_of_bounds = BundleError::TableOutOfBounds { count, total_bytes };
+        let table_end = usize::try_from(count)
+            .ok()
+            .and_then(|count| count.checked_mul(ENTRY_BYTES))
+            .and_then(|table| table.checked_add(HEADER_BYTES))
+            .ok_or(table_out_of_bounds)?;
+        let total = usize::try_from(total_bytes).map_err(|_| BundleError::Truncated {
+            total_bytes,
+            available,
+        })?;
+        if table_end > total {
+            return Err(table_out_of_bounds);
+        }
+        let bundle = bytes.get(..total).ok_or(BundleError::Truncated {
+            total_bytes,
+            available,
+        })?;
+
+        let layout = Layout {
+            bundle,
+            blobs_start: table_end,
+        };
+        let table = bundle
+            .get(HEADER_BYTES..table_end)
+            .ok_or(table_out_of_bounds)?;
+        let mut personalities = Vec::new();
+        // The table is exactly `count` entries long, so no chunk is left over.
+        for (index, entry_bytes) in table.chunks_exact(ENTRY_BYTES).enumerate() {
+            personalities.push(layout.entry(index, entry_bytes)?);
+        }
+        Ok(Bundle { personalities })
+    }
+
+    /// The personalities, in the order the bundle lists them.
+    pub fn personalities(&self) -> &[PersonalityConfig<'a>] {
+        &self.personalities
+    }
+}
+
+/// The checked outline of a bundle that entries are read against.
+struct Layout<'a> {
+    /// The bundle, cut to its total size.
+    bundle: &'a [u8],
+    /// First byte after the entry table: no blob may start before it.
+    blobs_start: usize,
+}
+
+impl<'a> Layout<'a> {
+    /// Reads entry `index` from its `ENTRY_BYTES` bytes, a slice of the bundle.
+    fn entry(&self, index: usize, bytes: &'a [u8]) -> Result<PersonalityConfig<'a>, BundleError> {
+        // `bytes` is exactly ENTRY_BYTES long, so the field reads below all succeed;
+        // were one to fail, the bundle would still only be refused.
+        let reserved = BundleError::ReservedEntryField { index };
+        let name_field = bytes
+            .get(entry::NAME..entry::NAME + NAME_FIELD_BYTES)
+            .ok_or(reserved)?;
+        let name = name(index, name_field)?;
+        let kind_code = read_u32(bytes, entry::KIND).ok_or(reserved)?;
+        let kind = GuestKind::from_code(kind_code).ok_or(BundleError::UnknownKind {
+            index,
+            value: kind_code,
+        })?;
+        let flags = read_u32(bytes, entry::FLAGS).ok_or(reserved)?;
+        if flags & !FLAG_RAM_BASE != 0 {
+            return Err(BundleError::UnknownFlags { index, flags });
+        }
+        let ram_bytes = read_u64(bytes, entry::RAM_BYTES).ok_or(reserved)?;
+        let ram_base_field = read_u64(bytes, entry::RAM_BASE).ok_or(reserved)?;
+        let ram_base = if flags & FLAG_RAM_BASE != 0 {
+            Some(ram_base_field)
+        } else if ram_base_field == 0 {
+            None
+        } else {
+            return Err(reserved);
+        };
+        let cpus = read_u64(bytes, entry::CPUS).ok_or(reserved)?;
+        let vcpus = read_u32(bytes, entry::VCPUS).ok_or(reserved)?;
+        if read_u32(bytes, entry::RESERVED) != Some(0) {
+            return Err(reserved);
+        }
+        let kernel = self.blob(index, bytes, entry::KERNEL, Blob::Kernel)?;
+        let initrd = self.blob(index, bytes, entry::INITRD, Blob::Initrd)?;
+        let bootargs = self.blob(index, bytes, entry::BOOTARGS, Blob::Bootargs)?;
+        let bootargs =
+            core::str::from_utf8(bootargs).map_err(|_| BundleError::BootargsNotUtf8 { index })?;
+        Ok(PersonalityConfig {
+            name,
+            kind,
+            ram_bytes,
+            ram_base,
+            vcpus,
+            cpus,
+            kernel,
+            initrd,
+            bootargs,
+        })
+    }
+
+    /// Reads the (offset, length) pair at `field` and returns the blob it names.
+    fn blob(
+        &self,
+        index: usize,
+        entry_bytes: &[u8],
+        field: usize,
+        blob: Blob,
+    ) -> Result<&'a [u8], BundleError> {
+        let out_of_bounds = BundleError::BlobOutOfBounds { index, blob };
+        let offset = read_u64(entry_bytes, field).ok_or(out_of_bounds)?;
+        let length = read_u64(entry_bytes, field + 8).ok_or(out_of_bounds)?;
+        if length == 0 {
+            return if offset == 0 {
+                Ok(&[])
+            } else {
+                Err(out_of_bounds)
+            };
+        }
+        let start = usize::try_from(offset).map_err(|_| out_of_bounds)?;
+        let length = usize::try_from(length).map_err(|_| out_of_bounds)?;
+        if start < self.blobs_start {
+            return Err(out_of_bounds);
+        }
+        if !start.is_multiple_of(BLOB_ALIGN) {
+            return Err(BundleError::BlobMisaligned { index, blob });
+        }
+        let end = start.checked_add(length).ok_or(out_of_bounds)?;
+        self.bundle.get(start..end).ok_or(out_of_bounds)
+    }
+}
+
+/// Reads the NUL-padded name field of entry `index`.
+fn name(index: usize, field: &[u8]) -> Result<&str, BundleError> {
+    let not_padded = BundleError::NameNotPadded { index };
+    let length = field.iter().position(|&byte| byte == 0).ok_or(not_padded)?;
+    let (name, padding) = field.split_at(length);
+    if padding.iter().any(|&byte| byte != 0) {
+        return Err(not_padded);
+    }
+    core::str::from_utf8(name).map_err(|_| BundleError::NameNotUtf8 { index })
+}
+
+/// Reads a little-endian u32 at `offset`, if it fits in `bytes`.
+fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
+    let end = offset.checked_add(4)?;
+    Some(u32::from_le_bytes(bytes.get(offset..end)?.try_into().ok()?))
+}
+
+/// Reads a little-endian u64 at `offset`, if it fits in `bytes`.
+fn read_u64(bytes: &[u8], offset: usize) -> Option<u64> {
+    let end = offset.checked_add(8)?;
+    Some(u64::from_le_bytes(bytes.get(offset..end)?.try_into().ok()?))
+}
+
+/// `value` rounded up to a multiple of [`BLOB_ALIGN`].
+const fn align_blob(value: usize) -> usize {
+    value.div_ceil(BLOB_ALIGN) * BLOB_ALIGN
+}
+
+/// A host length as the u64 the format stores; usize is at most 64 bits on every
+/// target Rust supports, so this never loses bits.
+fn length_u64(length: usize) -> u64 {
+    length as u64
+}
+
+/// Packs `personalities` into a bundle that [`Bundle::parse`] reads back unchanged.
+///
+/// Run [`super::config::validate`] first: `encode` stores what it is given, including
+/// values that `validate` would refuse, as long as the format can hold them.
+///
+/// # Panics
+///
+/// If a name is longer than [`NAME_MAX_BYTES`] or contains a NUL byte, or if there are
+/// more than `u32::MAX` personalities: the format cannot hold these, and a validated
+/// config never has them.
+pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
+    // A slice of 2^32 personalities would need hundreds of GiB; refusing it loudly is
+    // the documented contract, and no validated config comes near it.
+    let Ok(count) = u32::try_from(personalities.len()) else {
+        panic!(
+            "{} personalities cannot be stored in a bundle",
+            personalities.len()
+        );
+    };
+    let table_end = HEADER_BYTES + personalities.len() * ENTRY_BYTES;
+
+    // Lay the blobs out first so the table can point at them.
+    let mut cursor = align_blob(table_end);
+    let mut place = |length: usize| -> (u64, u64) {
+        if length == 0 {
+            return (0, 0);
+        }
+        let offset = cursor;
+        cursor = align_blob(offset + length);
+        (length_u64(offset), length_u64(length))
+    };
+    let mut blob_places = Vec::with_capacity(personalities.len());
+    for personality in personalities {
+        let kernel = place(personality.kernel.len());
+        let initrd = place(personality.initrd.len());
+        let bootargs = place(personality.bootargs.len());
+        blob_places.push([kernel, initrd, bootargs]);
+    }
+    let total = cursor;
+
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&(ENTRY_BYTES as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&length_u64(total).to_le_bytes());
+
+    for (personality, places) in personalities.iter().zip(&blob_places) {
+        let name = personality.name.as_bytes();
+        assert!(
+            name.len() <= NAME_MAX_BYTES && !name.contains(&0),
+            "personality name {:?} cannot be stored in a bundle",
+            personality.name
+        );
+        let mut name_field = [0u8; NAME_FIELD_BYTES];
+        name_field[..name.len()].copy_from_slice(name);
+        out.extend_from_slice(&name_field);
+        out.extend_from_slice(&personality.kind.code().to_le_bytes());
+        let flags = if personality.ram_base.is_some() {
+            FLAG_RAM_BASE
+        } else {
+            0
+        };
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&personality.ram_bytes.to_le_bytes());
+        out.extend_from_slice(&personality.ram_base.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&personality.cpus.to_le_bytes());
+        out.extend_from_slice(&personality.vcpus.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        for (offset, length) in places {
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&length.to_le_bytes());
+        }
+    }
+
+    for personality in personalities {
+        for blob in [
+            personality.kernel,
+            personality.initrd,
+            personality.bootargs.as_bytes(),
+        ] {
+            if !blob.is_empty() {
+                out.resize(align_blob(out.len()), 0);
+                out.extend_from_slice(blob);
+            }
+        }
+    }
+    out.resize(total, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    const KERNEL_PERSONAL: &[u8] = b"\x7fkernel-of-personal";
+    const KERNEL_WORK: &[u8] = b"work kernel, a little longer than the other one";
+    const INITRD_WORK: &[u8] = b"070701 cpio";
+
+    fn sample() -> [PersonalityConfig<'static>; 2] {
+        [
+            PersonalityConfig {
+                name: "personal",
+                kind: GuestKind::BareMetal,
+                ram_bytes: 64 << 20,
+                ram_base: None,
+                vcpus: 2,
+                cpus: 0b0011,
+                kernel: KERNEL_PERSONAL,
+                initrd: &[],
+                bootargs: "",
+            },
+            PersonalityConfig {
+                name: "work",
+                kind: GuestKind::Linux,
+                ram_bytes: 256 << 20,
+                ram_base: Some(0x5000_0000),
+                vcpus: 1,
+                cpus: 0b0100,
+                kernel: KERNEL_WORK,
+                initrd: INITRD_WORK,
+                bootargs: "console=ttyAMA0 rdinit=/init",
+            },
+        ]
+    }
+
+    fn write_u64(bytes: &mut [u8], offset: usize, value: u64) {
+        bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+    }
+
+    fn write_u32(bytes: &mut [u8], offset: usize, value: u32) {
+        bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    }
+
+    /// Offset of field `field` of entry `index`.
+    fn entry_field(index: usize, field: usize) -> usize {
+        HEADER_BYTES + index * ENTRY_BYTES + field
+    }
+
+    #[test]
+    fn round_trip_keeps_every_field() {
+        let personalities = sample();
+        let bytes = encode(&personalities);
+        let bundle = Bundle::parse(&bytes).unwrap();
+        assert_eq!(bundle.personalities(), &personalities[..]);
+    }
+
+    #[test]
+    fn round_trip_of_no_personalities() {
+        let bytes = encode(&[]);
+        assert_eq!(bytes.len(), HEADER_BYTES);
+        assert!(Bundle::parse(&bytes).unwrap().personalities().is_empty());
+    }
+
+    #[test]
+    fn blobs_are_aligned_and_total_size_is_recorded() {
+        let bytes = encode(&sample());
+        assert_eq!(
+            read_u64(&bytes, header::TOTAL_BYTES),
+            Some(bytes.len() as u64)
+        );
+        assert_eq!(bytes.len() % BLOB_ALIGN, 0);
+        for index in 0..2 {
+            for field in [entry::KERNEL, entry::INITRD, entry::BOOTARGS] {
+                let offset = read_u64(&bytes, entry_field(index, field)).unwrap();
+                assert_eq!(offset % BLOB_ALIGN as u64, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_past_total_size_are_ignored() {
+        let personalities = sample();
+        let mut bytes = encode(&personalities);
+        bytes.extend_from_slice(&[0xff; 4096]);
+        let bundle = Bundle::parse(&bytes).unwrap();
+        assert_eq!(bundle.personalities(), &personalities[..]);
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let bytes = encode(&sample());
+        for length in 0..bytes.len() {
+            let error = Bundle::parse(&bytes[..length]).unwrap_err();
+            if length < HEADER_BYTES {
+                assert_eq!(error, BundleError::TooShort { available: length });
+            } else {
+                assert_eq!(
+                    error,
+                    BundleError::Truncated {
+                        total_bytes: bytes.len() as u64,
+                        available: length
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_magic_is_refused() {
+        let mut bytes = encode(&sample());
+        bytes[0] = b'X';
+        assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::BadMagic);
+        assert_eq!(
+            Bundle::parse(b"not a bundle").unwrap_err(),
+            BundleError::TooShort { available: 12 }
+        );
+    }
+
+    #[test]
+    fn other_version_is_refused() {
+        let mut bytes = encode(&sample());
+        write_u32(&mut bytes, header::VERSION, 2);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::UnsupportedVersion(2)
+        );
+    }
+
+    #[test]
+    fn other_entry_size_is_refused() {
+        let mut bytes = encode(&sample());
+        write_u32(&mut bytes, header::ENTRY_SIZE, 96);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BadEntrySize(96)
+        );
+    }
+
+    #[test]
+    fn nonzero_reserved_fields_are_refused() {
+        let mut bytes = encode(&sample());
+        write_u32(&mut bytes, header::RESERVED, 1);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::ReservedHeaderField
+        );
+
+        let mut bytes = encode(&sample());
+        write_u32(&mut bytes, entry_field(1, entry::RESERVED), 1);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::ReservedEntryField { index: 1 }
+        );
+
+        // personal has no fixed RAM base, so its ram_base field must stay zero.
+        let mut bytes = encode(&sample());
+        write_u64(&mut bytes, entry_field(0, entry::RAM_BASE), 0x4000_0000);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::ReservedEntryField { index: 0 }
+        );
+    }
+
+    #[test]
+    fn huge_entry_count_is_refused() {
+        let mut bytes = encode(&sample());
+        write_u32(&mut bytes, header::COUNT, u32::MAX);
+        let total = bytes.len() as u64;
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::TableOutOfBounds {
+                count: u32::MAX,
+                total_bytes: total
+            }
+        );
+    }
+
+    #[test]
+    fn huge_total_size_is_truncated() {
+        let mut bytes = encode(&sample());
+        write_u64(&mut bytes, header::TOTAL_BYTES, u64::MAX);
+        assert!(matches!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::Truncated {
+                total_bytes: u64::MAX,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn blob_past_the_end_is_refused() {
+        let mut bytes = encode(&sample());
+        let total = bytes.len() as u64;
+        write_u64(&mut bytes, entry_field(1, entry::INITRD), total);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BlobOutOfBounds {
+                index: 1,
+                blob: Blob::Initrd
+            }
+        );
+    }
+
+    #[test]
+    fn blob_length_past_the_end_is_refused() {
+        let mut bytes = encode(&sample());
+        let total = bytes.len() as u64;
+        write_u64(&mut bytes, entry_field(0, entry::KERNEL) + 8, total);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BlobOutOfBounds {
+                index: 0,
+                blob: Blob::Kernel
+            }
+        );
+    }
+
+    #[test]
+    fn blob_whose_end_overflows_is_refused() {
+        let mut bytes = encode(&sample());
+        write_u64(&mut bytes, entry_field(0, entry::KERNEL) + 8, u64::MAX);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BlobOutOfBounds {
+                index: 0,
+                blob: Blob::Kernel
+            }
+        );
+        let mut bytes = encode(&sample());
+        write_u64(&mut bytes, entry_field(0, entry::KERNEL), !15);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BlobOutOfBounds {
+                index: 0,
+                blob: Blob::Kernel
+            }
+        );
+    }
+
+    #[test]
+    fn blob_inside_the_header_is_refused() {
+        let mut bytes = encode(&sample());
+        write_u64(&mut bytes, entry_field(1, entry::KERNEL), 0);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BlobOutOfBounds {
+                index: 1,
+                blob: Blob::Kernel
+            }
+        );
+    }
+
+    #[test]
+    fn empty_blob_with_an_offset_is_refused() {
+        let mut bytes = encode(&sample());
+        write_u64(&mut bytes, entry_field(0, entry::INITRD), 0x100);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BlobOutOfBounds {
+                index: 0,
+                blob: Blob::Initrd
+            }
+        );
+    }
+
+    #[test]
+    fn misaligned_blob_is_refused() {
+        let mut bytes = encode(&sample());
+        let offset = read_u64(&bytes, entry_field(1, entry::BOOTARGS)).unwrap();
+        write_u64(&mut bytes, entry_field(1, entry::BOOTARGS), offset + 1);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BlobMisaligned {
+                index: 1,
+                blob: Blob::Bootargs
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_kind_and_flags_are_refused() {
+        let mut bytes = encode(&sample());
+        write_u32(&mut bytes, entry_field(0, entry::KIND), 7);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::UnknownKind { index: 0, value: 7 }
+        );
+        let mut bytes = encode(&sample());
+        write_u32(&mut bytes, entry_field(1, entry::FLAGS), 0b11);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::UnknownFlags {
+                index: 1,
+                flags: 0b11
+            }
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        let mut bytes = encode(&sample());
+        // "work\0" followed by a stray byte.
+        bytes[entry_field(1, entry::NAME) + 6] = b'x';
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::NameNotPadded { index: 1 }
+        );
+        let mut bytes = encode(&sample());
+        for byte in &mut bytes[entry_field(0, entry::NAME)..entry_field(0, entry::KIND)] {
+            *byte = b'a';
+        }
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::NameNotPadded { index: 0 }
+        );
+        let mut bytes = encode(&sample());
+        bytes[entry_field(0, entry::NAME)] = 0xff;
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::NameNotUtf8 { index: 0 }
+        );
+    }
+
+    #[test]
+    fn bootargs_that_are_not_utf8_are_refused() {
+        let mut bytes = encode(&sample());
+        let offset = read_u64(&bytes, entry_field(1, entry::BOOTARGS)).unwrap() as usize;
+        bytes[offset] = 0xc3;
+        bytes[offset + 1] = b'(';
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BootargsNotUtf8 { index: 1 }
+        );
+    }
+
+    #[test]
+    fn fifteen_character_name_fits() {
+        let mut personalities = sample();
+        personalities[0].name = "abcdefghijklmno";
+        let bytes = encode(&personalities);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap().personalities()[0].name,
+            "abcdefghijklmno"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot be stored")]
+    fn encoding_a_sixteen_character_name_panics() {
+        let mut personalities = sample();
+        personalities[0].name = "abcdefghijklmnop";
+        encode(&personalities);
+    }
+
+    /// A small xorshift generator, so the fuzz-like tests are repeatable.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, bound: usize) -> usize {
+            (self.next() % bound as u64) as usize
+        }
+    }
+
+    #[test]
+    fn flipping_bytes_never_panics() {
+        let original = encode(&sample());
+        let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..20_000 {
+            let mut bytes = original.clone();
+            for _ in 0..=random.below(4) {
+                let at = random.below(bytes.len());
+                bytes[at] ^= 1 << random.below(8);
+            }
+            // Only the absence of a panic matters; a flip inside a blob still parses.
+            let _ = Bundle::parse(&bytes);
+        }
+    }
+
+    #[test]
+    fn random_words_in_header_and_table_never_panic() {
+        let original = encode(&sample());
+        let table_end = HEADER_BYTES + 2 * ENTRY_BYTES;
+        let mut random = XorShift(0x1234_5678_9abc_def1);
+        for _ in 0..20_000 {
+            let mut bytes = original.clone();
+            let at = random.below(table_end / 8) * 8;
+            let value = match random.below(4) {
+                0 => random.next(),
+                1 => u64::MAX - random.below(64) as u64,
+                2 => random.below(bytes.len() + 64) as u64,
+                _ => 0,
+            };
+            write_u64(&mut bytes, at, value);
+            let length = if random.below(4) == 0 {
+                random.below(bytes.len())
+            } else {
+                bytes.len()
+            };
+            if let Ok(bundle) = Bundle::parse(&bytes[..length]) {
+                for personality in bundle.personalities() {
+                    assert!(personality.kernel.len() <= length);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut random = XorShift(42);
+        for _ in 0..2_000 {
+            let length = random.below(600);
+            let mut bytes = vec![0u8; length];
+            for byte in &mut bytes {
+                *byte = random.next() as u8;
+            }
+            if length >= 16 {
+                bytes[..8].copy_from_slice(&MAGIC);
+                bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+            }
+            let _ = Bundle::parse(&bytes);
+        }
+    }
+}

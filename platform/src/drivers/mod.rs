@@ -1,0 +1,2 @@
+//! Drivers for the physical devices Janus owns.
+pub mod pl011;

@@ -1,0 +1,179 @@
+//! What to start: the knobs of one QEMU virt machine and the command line built from them.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The QEMU binary the harness runs, looked up in `PATH`.
+pub const QEMU_BINARY: &str = "qemu-system-aarch64";
+
+/// Default hard cap on a whole QEMU run before the watchdog kills it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One QEMU `virt` machine with EL2 enabled, booting `kernel` through `-kernel`.
+///
+/// Build it with [`QemuConfig::new`] and change fields with struct update
+/// syntax: `QemuConfig { smp: 2, ..QemuConfig::new(kernel) }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuConfig {
+    /// Image given to `-kernel`, entered at EL2 (the Janus Image, or a raw test binary).
+    pub kernel: PathBuf,
+    /// Image given to `-initrd`, if any.
+    pub initrd: Option<PathBuf>,
+    /// `gic-version=` of the virt machine: 3 (default) or 2 (the Raspberry Pi 4 path).
+    pub gic_version: u8,
+    /// Number of CPUs, `-smp`.
+    pub smp: u32,
+    /// RAM size as QEMU spells it, `-m` (`"2G"`, `"512M"`).
+    pub memory: String,
+    /// `-icount shift=N`: virtual time counts instructions, for deterministic figures.
+    pub icount_shift: Option<u32>,
+    /// Further arguments, appended after the ones the harness builds.
+    pub extra_args: Vec<String>,
+    /// Hard cap on the whole run: the watchdog kills QEMU once it has passed.
+    pub timeout: Duration,
+}
+
+impl QemuConfig {
+    /// A GICv3 machine with 4 CPUs, 2 GiB of RAM, no initrd and the default timeout.
+    pub fn new(kernel: impl Into<PathBuf>) -> Self {
+        Self {
+            kernel: kernel.into(),
+            initrd: None,
+            gic_version: 3,
+            smp: 4,
+            memory: "2G".to_owned(),
+            icount_shift: None,
+            extra_args: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The arguments (without the program name) that start this machine.
+    ///
+    /// The serial console is QEMU's stdio, the human monitor is off and the
+    /// QMP monitor listens on `qmp_socket` without waiting for a client, so
+    /// the guest starts at once. `-no-reboot` turns a guest reset into an
+    /// exit, so a test sees it instead of a silent second boot.
+    pub fn args(&self, qmp_socket: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "-M".into(),
+            format!("virt,virtualization=on,gic-version={}", self.gic_version).into(),
+            "-cpu".into(),
+            "cortex-a72".into(),
+            "-smp".into(),
+            self.smp.to_string().into(),
+            "-m".into(),
+            self.memory.clone().into(),
+            "-display".into(),
+            "none".into(),
+            "-serial".into(),
+            "stdio".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-qmp".into(),
+        ];
+        let mut qmp = OsString::from("unix:");
+        qmp.push(qmp_socket.as_os_str());
+        qmp.push(",server=on,wait=off");
+        args.push(qmp);
+        args.push("-kernel".into());
+        args.push(self.kernel.clone().into_os_string());
+        if let Some(initrd) = &self.initrd {
+            args.push("-initrd".into());
+            args.push(initrd.clone().into_os_string());
+        }
+        if let Some(shift) = self.icount_shift {
+            args.push("-icount".into());
+            args.push(format!("shift={shift}").into());
+        }
+        args.push("-no-reboot".into());
+        args.extend(self.extra_args.iter().map(OsString::from));
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn new_uses_documented_defaults() {
+        let config = QemuConfig::new("/images/janus.bin");
+        assert_eq!(config.kernel, PathBuf::from("/images/janus.bin"));
+        assert_eq!(config.initrd, None);
+        assert_eq!(config.gic_version, 3);
+        assert_eq!(config.smp, 4);
+        assert_eq!(config.memory, "2G");
+        assert_eq!(config.icount_shift, None);
+        assert!(config.extra_args.is_empty());
+        assert_eq!(config.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn default_command_line_has_every_fixed_option() {
+        let config = QemuConfig::new("/images/janus.bin");
+        let args = strings(&config.args(Path::new("/tmp/x/qmp.sock")));
+        assert_eq!(
+            args,
+            [
+                "-M",
+                "virt,virtualization=on,gic-version=3",
+                "-cpu",
+                "cortex-a72",
+                "-smp",
+                "4",
+                "-m",
+                "2G",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-monitor",
+                "none",
+                "-qmp",
+                "unix:/tmp/x/qmp.sock,server=on,wait=off",
+                "-kernel",
+                "/images/janus.bin",
+                "-no-reboot",
+            ]
+        );
+    }
+
+    #[test]
+    fn optional_parts_appear_in_order() {
+        let config = QemuConfig {
+            initrd: Some("/images/initrd.cpio".into()),
+            gic_version: 2,
+            smp: 2,
+            memory: "1G".to_owned(),
+            icount_shift: Some(0),
+            extra_args: vec!["-d".to_owned(), "int".to_owned()],
+            ..QemuConfig::new("/images/janus.bin")
+        };
+        let args = strings(&config.args(Path::new("/tmp/q.sock")));
+        assert_eq!(args[1], "virt,virtualization=on,gic-version=2");
+        assert_eq!(args[5], "2");
+        assert_eq!(args[7], "1G");
+        assert_eq!(
+            args[16..],
+            [
+                "-kernel",
+                "/images/janus.bin",
+                "-initrd",
+                "/images/initrd.cpio",
+                "-icount",
+                "shift=0",
+                "-no-reboot",
+                "-d",
+                "int",
+            ]
+        );
+    }
+}
