@@ -38,6 +38,8 @@ mod matcher;
 #[cfg(unix)]
 mod paths;
 #[cfg(unix)]
+pub mod probe;
+#[cfg(unix)]
 mod process;
 #[cfg(unix)]
 mod qemu;
