@@ -66,12 +66,12 @@ pub fn handle_exit(
     services: &mut dyn Services,
 ) -> Action {
     match exit {
-        Exit::Hvc { .. } => smccc_call(regs, vm, vcpu, services),
+        Exit::Hvc { .. } => hypercall(regs, vm, vcpu, services),
         Exit::Smc { .. } => {
             // A trapped SMC leaves ELR_EL2 on the SMC itself (Arm ARM D1.10.2:
             // the preferred return is the trapped instruction), unlike HVC.
             regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
-            smccc_call(regs, vm, vcpu, services)
+            hypercall(regs, vm, vcpu, services)
         }
         Exit::Wfx { wfe } => {
             if !wfe {
@@ -204,13 +204,33 @@ fn psci_code(code: i32) -> u64 {
     i64::from(code) as u64
 }
 
+/// Handles an SMCCC call (HVC, or a trapped SMC whose PC was already advanced).
+///
+/// The exit path calls this directly for HVC, ahead of the full syndrome
+/// decode. Janus' null call is answered before anything else: it exists to
+/// measure the bare exit and return, so it must not pay for the rest.
+#[inline]
+pub fn hypercall(
+    regs: &mut GuestRegs,
+    vm: &Personality,
+    vcpu: usize,
+    services: &mut dyn Services,
+) -> Action {
+    if regs.x[0] & u64::from(u32::MAX) == u64::from(hypercall::NULL) {
+        regs.x[0] = 0;
+        return Action::Resume;
+    }
+    smccc_call(regs, vm, vcpu, services)
+}
+
+#[inline(never)]
 fn smccc_call(
     regs: &mut GuestRegs,
     vm: &Personality,
     vcpu: usize,
     services: &mut dyn Services,
 ) -> Action {
-    let call = smccc::classify(&regs.smccc_args());
+    let call = smccc::classify(regs.smccc_args());
     let result = match call {
         Call::Null => 0,
         Call::HypVersion => hypercall::ABI_VERSION,

@@ -36,11 +36,11 @@ impl GuestRegs {
         }
     }
 
-    /// The first eight argument registers of an SMCCC call.
-    pub fn smccc_args(&self) -> [u64; 8] {
-        let mut args = [0; 8];
-        args.copy_from_slice(&self.x[..8]);
-        args
+    /// The first eight argument registers of an SMCCC call (x0-x7).
+    pub fn smccc_args(&self) -> &[u64; 8] {
+        const NO_ARGS: [u64; 8] = [0; 8];
+        // x has 31 entries, so the first 8 always exist.
+        self.x.first_chunk::<8>().unwrap_or(&NO_ARGS)
     }
 
     /// Sets the SMCCC results: x0 to x3.

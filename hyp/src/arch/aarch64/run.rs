@@ -26,6 +26,9 @@ use crate::vm::{Personality, VmState};
 const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
 
 /// Called by the exit path in `vectors.S` with the guest's registers saved.
+///
+/// Kept small: HVC, the hot path, is answered here; everything else goes to
+/// `slow_exit`, so this function's prologue stays short.
 #[unsafe(no_mangle)]
 pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
     // SAFETY: the exit path is the only code running on this CPU, and the
@@ -34,8 +37,21 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
     let Some(vm) = cpu.vm else {
         idle(cpu);
     };
+    let syndrome = ESR_EL2.get();
+    if kind == ExitKind::Sync as u64 && esr::exception_class(syndrome) == esr::EC_HVC64 {
+        if dispatch::hypercall(&mut cpu.regs, vm, cpu.vcpu, &mut Hardware) == Action::Resume {
+            return;
+        }
+        leave_vcpu(cpu.vm.take(), cpu.vcpu);
+        idle(cpu);
+    }
+    slow_exit(cpu, vm, kind, syndrome);
+}
+
+#[inline(never)]
+fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, syndrome: u64) {
     let action = if kind == ExitKind::Sync as u64 {
-        let exit = esr::decode(ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
+        let exit = esr::decode(syndrome, FAR_EL2.get(), HPFAR_EL2.get());
         dispatch::handle_exit(
             &mut cpu.regs,
             exit,
