@@ -15,6 +15,7 @@ pub mod board;
 #[cfg(target_arch = "aarch64")]
 pub mod boot;
 pub mod console;
+pub mod dev;
 pub mod mm;
 pub mod trap;
 pub mod vm;
