@@ -112,13 +112,13 @@ fn primary(dtb: u64) -> ! {
         Err(_) => {
             // Without a UART there is nowhere to say why; QEMU's virt board has one here.
             // SAFETY: best effort on the virt board's PL011, used by nothing else yet.
-            unsafe { arch::install_console(0x0900_0000) };
+            unsafe { arch::uart::install(0x0900_0000) };
             stop_boot(format_args!("the device tree lacks something Janus needs"));
         }
     };
     // SAFETY: the device tree names this PL011; the boot map has it as Device
     // memory, and only the console uses it.
-    unsafe { arch::install_console(board.uart) };
+    unsafe { arch::uart::install(board.uart) };
     firmware::set_conduit(match board.psci {
         PsciMethod::Smc => firmware::Conduit::Smc,
         PsciMethod::Hvc => firmware::Conduit::Hvc,
@@ -300,6 +300,7 @@ fn guest_image(
         vcpus: config.vcpus,
         bootargs: config.bootargs,
         initrd,
+        devices: config.kind == GuestKind::Linux,
     })
     .map_err(|_| "device tree generation failed")?;
     if dtb.len() as u64 > DTB_AREA_BYTES {

@@ -10,7 +10,7 @@ use ::smccc::psci::error::{
 use super::esr::Exit;
 use super::inject::{self, GuestState, Injection};
 use super::smccc::{self, hypercall, Call};
-use crate::vm::vcpu::{CpuOnError, GuestRegs, PowerState};
+use crate::vm::vcpu::{CpuOnError, ExitCause, GuestRegs, PowerState};
 use crate::vm::{Personality, VmState};
 
 /// What the physical CPU does after an exit.
@@ -53,6 +53,22 @@ pub struct DispatchState {
     pub faults: u32,
 }
 
+/// The statistics bucket of an exit.
+fn exit_cause(exit: &Exit) -> ExitCause {
+    match exit {
+        Exit::Hvc { .. } => ExitCause::Hvc,
+        Exit::Smc { .. } => ExitCause::Smc,
+        Exit::Mmio(_) => ExitCause::Mmio,
+        Exit::SysReg(_) => ExitCause::SysReg,
+        Exit::Wfx { wfe: false } => ExitCause::Wfi,
+        Exit::Wfx { wfe: true } => ExitCause::Wfe,
+        Exit::DataAbort(_)
+        | Exit::InstructionAbort(_)
+        | Exit::FpAccess
+        | Exit::Unhandled { .. } => ExitCause::Fault,
+    }
+}
+
 /// Handles one synchronous exit of vCPU `vcpu` of `vm`; `far` is FAR_EL2 (the
 /// guest's virtual address of an abort), which an injected abort reports.
 #[allow(clippy::too_many_arguments)]
@@ -65,6 +81,9 @@ pub fn handle_exit(
     state: &mut DispatchState,
     services: &mut dyn Services,
 ) -> Action {
+    if let Some(slot) = vm.vcpus.get(vcpu) {
+        slot.exits.count(exit_cause(&exit));
+    }
     match exit {
         Exit::Hvc { .. } => hypercall(regs, vm, vcpu, services),
         Exit::Smc { .. } => {

@@ -20,7 +20,41 @@ pub struct GuestTree<'a> {
     pub bootargs: &'a str,
     /// Initial RAM disk (IPA range), if any.
     pub initrd: Option<(u64, u64)>,
+    /// Whether to describe the virtual GICv3, timer and UART (Linux
+    /// personalities); bare-metal probes only use hypercalls.
+    pub devices: bool,
 }
+
+/// Where each personality sees its virtual devices (the virt board's addresses,
+/// so a Linux kernel built for it needs nothing new).
+pub mod layout {
+    /// Virtual GICv3 distributor.
+    pub const GICD_BASE: u64 = 0x0800_0000;
+    /// Size of the distributor window.
+    pub const GICD_SIZE: u64 = 0x1_0000;
+    /// First virtual redistributor (RD_base then SGI_base, 64 KiB each, per vCPU).
+    pub const GICR_BASE: u64 = 0x080A_0000;
+    /// Bytes of redistributor per vCPU.
+    pub const GICR_STRIDE: u64 = 0x2_0000;
+    /// Virtual SBSA UART.
+    pub const UART_BASE: u64 = 0x0900_0000;
+    /// Size of the UART window.
+    pub const UART_SIZE: u64 = 0x1000;
+    /// The UART's SPI number (INTID 32 + 1), as on the virt board.
+    pub const UART_SPI: u32 = 1;
+    /// Virtual timer PPI number (INTID 16 + 11 = 27).
+    pub const TIMER_VIRT_PPI: u32 = 11;
+    /// The UART's fixed line speed, which Linux' sbsa-uart driver requires.
+    pub const UART_BAUD: u32 = 115_200;
+}
+
+/// Interrupt specifier cells (GIC binding): type 0 = SPI, 1 = PPI.
+const GIC_SPI: u32 = 0;
+const GIC_PPI: u32 = 1;
+/// Level-high trigger (IRQ_TYPE_LEVEL_HIGH).
+const IRQ_LEVEL_HIGH: u32 = 4;
+/// The GIC's phandle.
+const GIC_PHANDLE: u32 = 1;
 
 /// Builds the flattened device tree blob.
 ///
@@ -33,9 +67,16 @@ pub fn generate(tree: &GuestTree<'_>) -> FdtWriterResult<Vec<u8>> {
     fdt.property_string("model", &alloc::format!("janus,{}", tree.name))?;
     fdt.property_u32("#address-cells", 2)?;
     fdt.property_u32("#size-cells", 2)?;
+    if tree.devices {
+        fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
+    }
 
     let chosen = fdt.begin_node("chosen")?;
     fdt.property_string("bootargs", tree.bootargs)?;
+    if tree.devices {
+        let uart = alloc::format!("/uart@{:x}:115200n8", layout::UART_BASE);
+        fdt.property_string("stdout-path", &uart)?;
+    }
     if let Some((start, end)) = tree.initrd {
         fdt.property_u64("linux,initrd-start", start)?;
         fdt.property_u64("linux,initrd-end", end)?;
@@ -47,6 +88,10 @@ pub fn generate(tree: &GuestTree<'_>) -> FdtWriterResult<Vec<u8>> {
     fdt.property_string("device_type", "memory")?;
     fdt.property_array_u64("reg", &[base, size])?;
     fdt.end_node(memory)?;
+
+    if tree.devices {
+        devices(&mut fdt, tree)?;
+    }
 
     let cpus = fdt.begin_node("cpus")?;
     fdt.property_u32("#address-cells", 1)?;
@@ -74,6 +119,61 @@ pub fn generate(tree: &GuestTree<'_>) -> FdtWriterResult<Vec<u8>> {
     fdt.finish()
 }
 
+/// The virtual GICv3, architected timer and SBSA UART, and `/chosen/stdout-path`.
+fn devices(fdt: &mut FdtWriter, tree: &GuestTree<'_>) -> FdtWriterResult<()> {
+    use layout::*;
+
+    let gic = fdt.begin_node(&alloc::format!("intc@{GICD_BASE:x}"))?;
+    fdt.property_string("compatible", "arm,gic-v3")?;
+    fdt.property_u32("#interrupt-cells", 3)?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_u32("#redistributor-regions", 1)?;
+    let redistributors = GICR_STRIDE * u64::from(tree.vcpus);
+    fdt.property_array_u64("reg", &[GICD_BASE, GICD_SIZE, GICR_BASE, redistributors])?;
+    fdt.property_phandle(GIC_PHANDLE)?;
+    fdt.end_node(gic)?;
+
+    // The four architected timer PPIs (secure, non-secure physical, virtual,
+    // hypervisor), level high, to every vCPU (CPU mask in bits [15:8]).
+    let cpu_mask = ((1u32 << tree.vcpus.min(8)) - 1) << 8;
+    let flags = cpu_mask | IRQ_LEVEL_HIGH;
+    let timer = fdt.begin_node("timer")?;
+    fdt.property_string("compatible", "arm,armv8-timer")?;
+    fdt.property_array_u32(
+        "interrupts",
+        &[
+            GIC_PPI,
+            13,
+            flags,
+            GIC_PPI,
+            14,
+            flags,
+            GIC_PPI,
+            TIMER_VIRT_PPI,
+            flags,
+            GIC_PPI,
+            10,
+            flags,
+        ],
+    )?;
+    fdt.end_node(timer)?;
+
+    let uart_name = alloc::format!("uart@{UART_BASE:x}");
+    let uart = fdt.begin_node(&uart_name)?;
+    fdt.property_string("compatible", "arm,sbsa-uart")?;
+    fdt.property_array_u64("reg", &[UART_BASE, UART_SIZE])?;
+    fdt.property_array_u32("interrupts", &[GIC_SPI, UART_SPI, IRQ_LEVEL_HIGH])?;
+    fdt.property_u32("current-speed", UART_BAUD)?;
+    fdt.end_node(uart)?;
+
+    let aliases = fdt.begin_node("aliases")?;
+    fdt.property_string("serial0", &alloc::format!("/{uart_name}"))?;
+    fdt.end_node(aliases)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +185,7 @@ mod tests {
             vcpus: 2,
             bootargs: "probe.after=off",
             initrd: Some((0x8100_0000, 0x8110_0000)),
+            devices: true,
         }
     }
 
@@ -116,11 +217,50 @@ mod tests {
     fn tree_without_initrd_has_no_initrd_properties() {
         let blob = generate(&GuestTree {
             initrd: None,
+            devices: false,
             ..tree()
         })
         .expect("generate");
         let fdt = fdt::Fdt::new(&blob).expect("parse");
         let chosen = fdt.find_node("/chosen").expect("chosen");
         assert!(chosen.property("linux,initrd-start").is_none());
+        assert!(fdt.find_compatible(&["arm,gic-v3"]).is_none());
+    }
+
+    #[test]
+    fn linux_tree_describes_gic_timer_and_uart() {
+        let blob = generate(&tree()).expect("generate");
+        let fdt = fdt::Fdt::new(&blob).expect("parse");
+        let gic = fdt.find_compatible(&["arm,gic-v3"]).expect("gic");
+        let regs: Vec<(usize, Option<usize>)> = gic
+            .reg()
+            .expect("gic reg")
+            .map(|r| (r.starting_address as usize, r.size))
+            .collect();
+        assert_eq!(
+            regs,
+            vec![(0x0800_0000, Some(0x1_0000)), (0x080A_0000, Some(0x4_0000))]
+        );
+        assert!(gic.property("interrupt-controller").is_some());
+        let timer = fdt.find_compatible(&["arm,armv8-timer"]).expect("timer");
+        let cells = timer
+            .property("interrupts")
+            .expect("timer interrupts")
+            .value;
+        // Third specifier: the virtual timer, PPI 11, level high, CPUs 0-1.
+        assert_eq!(&cells[24..36], &[0, 0, 0, 1, 0, 0, 0, 11, 0, 0, 3, 4]);
+        let uart = fdt.find_compatible(&["arm,sbsa-uart"]).expect("uart");
+        let base = uart
+            .reg()
+            .and_then(|mut r| r.next())
+            .map(|r| r.starting_address as u64);
+        assert_eq!(base, Some(0x0900_0000));
+        assert_eq!(
+            uart.property("current-speed").and_then(|p| p.as_usize()),
+            Some(115_200)
+        );
+        let chosen = fdt.find_node("/chosen").expect("chosen");
+        let stdout = chosen.property("stdout-path").and_then(|p| p.as_str());
+        assert_eq!(stdout, Some("/uart@9000000:115200n8"));
     }
 }

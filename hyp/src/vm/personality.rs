@@ -119,6 +119,17 @@ impl Personality {
             .collect()
     }
 
+    /// Exits of all its vCPUs by cause, in `ExitCause` order.
+    pub fn exit_counts(&self) -> [u64; super::vcpu::EXIT_CAUSES] {
+        let mut total = [0; super::vcpu::EXIT_CAUSES];
+        for slot in &self.vcpus {
+            for (sum, count) in total.iter_mut().zip(slot.exits.snapshot()) {
+                *sum += count;
+            }
+        }
+        total
+    }
+
     /// Whether no physical CPU is inside any of its vCPUs.
     pub fn quiescent(&self) -> bool {
         self.vcpus.iter().all(|slot| !slot.is_running())

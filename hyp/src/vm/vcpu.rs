@@ -96,9 +96,71 @@ pub enum CpuOnError {
     OnPending,
 }
 
+/// Why a vCPU left the guest, for the exit statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum ExitCause {
+    /// HVC: PSCI and hypercalls.
+    Hvc = 0,
+    /// Trapped SMC.
+    Smc = 1,
+    /// Data abort on an emulated device (MMIO).
+    Mmio = 2,
+    /// Trapped system register access.
+    SysReg = 3,
+    /// Trapped WFI.
+    Wfi = 4,
+    /// Trapped WFE.
+    Wfe = 5,
+    /// Physical interrupt.
+    Irq = 6,
+    /// An access Janus refused (fault injected).
+    Fault = 7,
+}
+
+/// Names of the exit causes, in `ExitCause` order.
+pub const EXIT_CAUSE_NAMES: [&str; EXIT_CAUSES] =
+    ["hvc", "smc", "mmio", "sysreg", "wfi", "wfe", "irq", "fault"];
+/// Number of exit causes.
+pub const EXIT_CAUSES: usize = 8;
+
+/// Exits of one vCPU by cause since it last started. Only the vCPU's physical
+/// CPU writes them (so a relaxed load and store is a complete increment); anyone
+/// may read them.
+#[derive(Debug, Default)]
+pub struct ExitCounters([AtomicU64; EXIT_CAUSES]);
+
+impl ExitCounters {
+    /// Counts one exit. Call only on the vCPU's own physical CPU.
+    #[inline]
+    pub fn count(&self, cause: ExitCause) {
+        if let Some(counter) = self.0.get(cause as usize) {
+            counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts, in `ExitCause` order.
+    pub fn snapshot(&self) -> [u64; EXIT_CAUSES] {
+        let mut counts = [0; EXIT_CAUSES];
+        for (count, counter) in counts.iter_mut().zip(&self.0) {
+            *count = counter.load(Ordering::Relaxed);
+        }
+        counts
+    }
+
+    /// Starts counting again from zero. Call only on the vCPU's own physical CPU.
+    pub fn clear(&self) {
+        for counter in &self.0 {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 /// One vCPU of a personality, pinned to one physical CPU.
 #[derive(Debug)]
 pub struct VcpuSlot {
+    /// Its exits by cause since it last started.
+    pub exits: ExitCounters,
     /// The physical CPU that runs this vCPU.
     pub pcpu: usize,
     state: AtomicU8,
@@ -112,6 +174,7 @@ impl VcpuSlot {
     /// A powered-off vCPU pinned to `pcpu`.
     pub fn new(pcpu: usize) -> VcpuSlot {
         VcpuSlot {
+            exits: ExitCounters::default(),
             pcpu,
             state: AtomicU8::new(PowerState::Off as u8),
             entry: AtomicU64::new(0),
@@ -187,6 +250,17 @@ impl VcpuSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_counters_count_per_cause_and_clear() {
+        let counters = ExitCounters::default();
+        counters.count(ExitCause::Hvc);
+        counters.count(ExitCause::Hvc);
+        counters.count(ExitCause::Irq);
+        assert_eq!(counters.snapshot(), [2, 0, 0, 0, 0, 0, 1, 0]);
+        counters.clear();
+        assert_eq!(counters.snapshot(), [0; EXIT_CAUSES]);
+    }
 
     #[test]
     fn register_31_reads_zero_and_ignores_writes() {

@@ -7,6 +7,13 @@ use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
 register_bitfields! [u32,
+    /// Interrupt mask set/clear, raw and masked status, and clear registers share a layout.
+    INT [
+        /// Receive timeout.
+        RT OFFSET(6) NUMBITS(1) [],
+        /// Receive.
+        RX OFFSET(4) NUMBITS(1) []
+    ],
     /// Flag register.
     FR [
         /// Transmit FIFO full.
@@ -36,9 +43,9 @@ register_structs! {
         (0x01c => _reserved1),
         (0x030 => cr: ReadWrite<u32, CR::Register>),
         (0x034 => _reserved2),
-        (0x038 => imsc: ReadWrite<u32>),
+        (0x038 => imsc: ReadWrite<u32, INT::Register>),
         (0x03c => _reserved3),
-        (0x044 => icr: ReadWrite<u32>),
+        (0x044 => icr: ReadWrite<u32, INT::Register>),
         (0x048 => @END),
     }
 }
@@ -77,8 +84,19 @@ impl Pl011 {
     pub fn init(&mut self) {
         let regs = self.regs();
         regs.imsc.set(0);
+        // Clear every pending interrupt (bits [10:0] of UARTICR).
         regs.icr.set(0x7ff);
         regs.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    }
+
+    /// Raises the UART's interrupt when input arrives (receive and receive-timeout).
+    pub fn enable_receive_interrupt(&mut self) {
+        self.regs().imsc.write(INT::RX::SET + INT::RT::SET);
+    }
+
+    /// Acknowledges the receive interrupts (after draining the FIFO).
+    pub fn clear_receive_interrupt(&mut self) {
+        self.regs().icr.write(INT::RX::SET + INT::RT::SET);
     }
 
     /// Sends one byte, waiting while the transmit FIFO is full.

@@ -9,6 +9,15 @@ use spin::Mutex;
 
 /// The SGI Janus sends to make a CPU leave its guest or wake from idle.
 const KICK: IntId = IntId::sgi(0);
+/// The GICv3 virtual CPU interface maintenance interrupt (PPI 9, INTID 25).
+pub const MAINTENANCE_INTID: u32 = 25;
+/// The EL1 virtual timer (PPI 11, INTID 27): a personality's timer, which
+/// Janus forwards to it as a virtual interrupt.
+pub const VIRTUAL_TIMER_INTID: u32 = 27;
+/// The INTID of an SPI.
+pub const fn spi_intid(spi: u32) -> u32 {
+    32 + spi
+}
 /// Lowest priority mask value: every interrupt is signalled.
 const PRIORITY_MASK_ALL: u8 = 0xff;
 
@@ -50,7 +59,13 @@ pub fn init_cpu(cpu: usize) {
         if cpu != 0 {
             driver.init_cpu(cpu);
         }
-        let _ = driver.enable_interrupt(KICK, Some(cpu), true);
+        for intid in [
+            KICK,
+            IntId::ppi(MAINTENANCE_INTID - 16),
+            IntId::ppi(VIRTUAL_TIMER_INTID - 16),
+        ] {
+            let _ = driver.enable_interrupt(intid, Some(cpu), true);
+        }
     }
     drop(gic);
     GicCpuInterface::set_priority_mask(PRIORITY_MASK_ALL);

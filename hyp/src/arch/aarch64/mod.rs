@@ -8,24 +8,13 @@ pub mod exception;
 pub mod firmware;
 pub mod gic;
 pub mod heap;
+pub mod ich;
 pub mod memory;
 pub mod mmu;
 pub mod percpu;
 pub mod run;
+pub mod uart;
 pub mod vectors;
-
-use alloc::boxed::Box;
-
-/// Makes the PL011 at `base` Janus' console.
-///
-/// # Safety
-/// `base` must be the board's PL011, mapped as Device memory, used by nothing else.
-pub unsafe fn install_console(base: u64) {
-    // SAFETY: forwarded from the caller.
-    let mut uart = unsafe { platform::drivers::pl011::Pl011::new(base as usize) };
-    uart.init();
-    crate::console::install(Box::new(uart));
-}
 
 /// The boot device tree at `address`.
 ///

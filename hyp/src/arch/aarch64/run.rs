@@ -20,6 +20,7 @@ use crate::boot;
 use crate::trap::dispatch::{self, Action, Services};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
+use crate::vm::vcpu::ExitCause;
 use crate::vm::{Personality, VmState};
 
 /// CPTR_EL2 with nothing trapped: RES1 bits [13:12] and [9:0] set, TFP (bit 10) clear.
@@ -39,6 +40,9 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
     };
     let syndrome = ESR_EL2.get();
     if kind == ExitKind::Sync as u64 && esr::exception_class(syndrome) == esr::EC_HVC64 {
+        if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
+            slot.exits.count(ExitCause::Hvc);
+        }
         if dispatch::hypercall(&mut cpu.regs, vm, cpu.vcpu, &mut Hardware) == Action::Resume {
             return;
         }
@@ -62,6 +66,9 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
             &mut Hardware,
         )
     } else if kind == ExitKind::Irq as u64 {
+        if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
+            slot.exits.count(ExitCause::Irq);
+        }
         gic::acknowledge_all();
         still_runnable(vm, cpu.vcpu)
     } else if kind == ExitKind::AArch32 as u64 {
