@@ -558,22 +558,34 @@ pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
     };
     let table_end = HEADER_BYTES + personalities.len() * ENTRY_BYTES;
 
-    // Lay the blobs out first so the table can point at them.
+    // Lay the blobs out first so the table can point at them. A blob identical
+    // to one already placed (both personalities booting the same kernel) is
+    // stored once and pointed at twice.
     let mut cursor = align_blob(table_end);
-    let mut place = |length: usize| -> (u64, u64) {
-        if length == 0 {
-            return (0, 0);
-        }
-        let offset = cursor;
-        cursor = align_blob(offset + length);
-        (length_u64(offset), length_u64(length))
-    };
+    let mut stored: Vec<(&[u8], usize)> = Vec::new();
     let mut blob_places = Vec::with_capacity(personalities.len());
     for personality in personalities {
-        let kernel = place(personality.kernel.len());
-        let initrd = place(personality.initrd.len());
-        let bootargs = place(personality.bootargs.len());
-        blob_places.push([kernel, initrd, bootargs]);
+        let mut places = [(0, 0); 3];
+        for (slot, blob) in places.iter_mut().zip([
+            personality.kernel,
+            personality.initrd,
+            personality.bootargs.as_bytes(),
+        ]) {
+            if blob.is_empty() {
+                continue;
+            }
+            let offset = match stored.iter().find(|(earlier, _)| *earlier == blob) {
+                Some(&(_, offset)) => offset,
+                None => {
+                    let offset = cursor;
+                    cursor = align_blob(offset + blob.len());
+                    stored.push((blob, offset));
+                    offset
+                }
+            };
+            *slot = (length_u64(offset), length_u64(blob.len()));
+        }
+        blob_places.push(places);
     }
     let total = cursor;
 
@@ -613,17 +625,9 @@ pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
         }
     }
 
-    for personality in personalities {
-        for blob in [
-            personality.kernel,
-            personality.initrd,
-            personality.bootargs.as_bytes(),
-        ] {
-            if !blob.is_empty() {
-                out.resize(align_blob(out.len()), 0);
-                out.extend_from_slice(blob);
-            }
-        }
+    for (blob, offset) in stored {
+        out.resize(offset, 0);
+        out.extend_from_slice(blob);
     }
     out.resize(total, 0);
     out
@@ -633,6 +637,21 @@ pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn identical_kernels_are_stored_once() {
+        let mut both = sample();
+        both[1].kernel = both[0].kernel;
+        let shared = encode(&both);
+        let separate = encode(&sample());
+        let bundle = Bundle::parse(&shared).expect("parse");
+        let [first, second] = bundle.personalities() else {
+            panic!("two personalities expected");
+        };
+        assert_eq!(first.kernel, second.kernel);
+        assert_eq!(first.kernel.as_ptr(), second.kernel.as_ptr());
+        assert!(shared.len() < separate.len() + KERNEL_PERSONAL.len() - KERNEL_WORK.len());
+    }
 
     const KERNEL_PERSONAL: &[u8] = b"\x7fkernel-of-personal";
     const KERNEL_WORK: &[u8] = b"work kernel, a little longer than the other one";
