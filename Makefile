@@ -48,6 +48,34 @@ images: .prereqs-rust
 	$(CARGO) run --release -q -p janus-pack -- images/configs/probe.toml -o $(IMAGES)/probe.bundle
 	@echo "images in $(IMAGES): $$(ls $(IMAGES) | tr '\n' ' ')"
 
+# --- linux guests ----------------------------------------------------------
+# Debian's arm64 kernel and static busybox (fetched once into target/cache/debian by
+# images/fetch-debian.sh), a busybox initramfs per personality (janus-initramfs, /init
+# from guests/linux/init.sh) and the bundle of images/personalities.toml.
+# `make native-run` boots the kernel with the personal initramfs on QEMU alone (no
+# Janus), to check the guest side by itself; quit with `poweroff -f` or Ctrl-a x.
+LINUX_CACHE := target/cache/debian
+LINUX_PERSONALITIES := personal work
+NATIVE_QEMU_MACHINE := -M virt,gic-version=3 -cpu cortex-a72 -smp 2 -m 256M -nographic
+
+.PHONY: linux-images native-run
+
+linux-images:
+	bash images/fetch-debian.sh
+	mkdir -p $(IMAGES)
+	for name in $(LINUX_PERSONALITIES); do \
+		$(CARGO) run --release -q -p janus-pack --bin janus-initramfs -- \
+			--name $$name --busybox $(LINUX_CACHE)/busybox -o $(IMAGES)/$$name.cpio || exit 1; \
+	done
+	$(CARGO) run --release -q -p janus-pack --bin janus-pack -- \
+		images/personalities.toml -o $(IMAGES)/linux.bundle
+	@echo "linux images: kernel $$(cat $(LINUX_CACHE)/VERSION)," \
+		"$(foreach name,$(LINUX_PERSONALITIES),$(IMAGES)/$(name).cpio) $(IMAGES)/linux.bundle"
+
+native-run: linux-images .prereqs-qemu
+	$(QEMU) $(NATIVE_QEMU_MACHINE) -kernel $(LINUX_CACHE)/Image \
+		-initrd $(IMAGES)/personal.cpio -append "console=ttyAMA0 rdinit=/init"
+
 # --- run -------------------------------------------------------------------
 run: images .prereqs-qemu run-probe
 

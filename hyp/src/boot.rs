@@ -18,6 +18,7 @@ use crate::mm::addr::{Ipa, Pa};
 use crate::mm::stage2::{self, MemKind, Perm, Stage2Table};
 use crate::vm::bundle::{Bundle, GuestKind};
 use crate::vm::config::{self, Limits};
+use crate::vm::devices::Devices;
 use crate::vm::devicetree::{self, GuestTree};
 use crate::vm::placement::{self, RAM_ALIGN};
 use crate::vm::{Personality, VmState};
@@ -187,7 +188,14 @@ fn primary(dtb: u64) -> ! {
         for (vcpu, &pcpu) in pcpus.iter().enumerate() {
             assignments[pcpu] = Some((index, vcpu));
         }
-        let vm = Personality::new(index, config.name, config.kind, base, size, &pcpus);
+        let devices = match config.kind {
+            GuestKind::Linux => match Devices::new(pcpus.len()) {
+                Ok(devices) => Some(devices),
+                Err(error) => stop_boot(format_args!("{}: virtual GIC: {error:?}", config.name)),
+            },
+            GuestKind::BareMetal => None,
+        };
+        let vm = Personality::new(index, config.name, config.kind, base, size, &pcpus, devices);
         let root = build_stage2(&vm);
         let image = match guest_image(&vm, config, root, pa_bits) {
             Ok(image) => image,
@@ -220,6 +228,16 @@ fn primary(dtb: u64) -> ! {
     // SAFETY: the device tree names the GICv3 frames; the boot map has them as
     // Device memory and only this driver uses them.
     unsafe { gic::init(board.gicd as usize, board.gicr as usize, board.cpus.len()) };
+    let names: Vec<&str> = vms.iter().map(|vm| vm.name.as_str()).collect();
+    crate::console::init_mux(arch::uart::write_bytes, &names);
+    if vms.iter().any(|vm| vm.devices.is_some()) {
+        gic::route_spi(run::CONSOLE_UART_SPI, board.cpus[0]);
+        arch::uart::enable_input();
+        janus_println!(
+            "console hotkey: Ctrl-] then Tab (next personality), 1-9, ? (help), s (statistics)"
+        );
+        janus_println!("foreground: {}", names.first().copied().unwrap_or("none"));
+    }
     percpu::init(0, entry::stacks_base());
     for (index, &mpidr) in board.cpus.iter().enumerate().take(MAX_CPUS).skip(1) {
         let entry_point = entry::secondary_entry as *const () as u64;
@@ -287,7 +305,11 @@ fn guest_image(
         GuestKind::Linux => vm.ram_base + crate::vm::loader::linux_text_offset(config.kernel)?,
     };
     let dtb_ipa = vm.ram_base + vm.ram_size - DTB_AREA_BYTES;
-    let kernel_end = kernel_ipa + config.kernel.len() as u64;
+    let kernel_bytes = match config.kind {
+        GuestKind::BareMetal => config.kernel.len() as u64,
+        GuestKind::Linux => crate::vm::loader::linux_image_size(config.kernel)?,
+    };
+    let kernel_end = kernel_ipa + kernel_bytes;
     let initrd_ipa = (kernel_end + RAM_ALIGN - 1) & !(RAM_ALIGN - 1);
     if kernel_end > dtb_ipa || initrd_ipa + config.initrd.len() as u64 > dtb_ipa {
         return Err("kernel and initrd do not fit in its RAM");
@@ -332,6 +354,9 @@ pub fn restart(vm: &'static Personality) {
         memory::copy_to_guest(image.dtb_ipa, &image.dtb);
     }
     image.cntvoff.store(CNTPCT_EL0.get(), Ordering::Relaxed);
+    if let Some(devices) = &vm.devices {
+        devices.lock().reset();
+    }
     let was_resetting = vm.state() == VmState::Resetting;
     vm.set_state(VmState::Running);
     if let Some(first) = vm.vcpus.first() {

@@ -2,6 +2,9 @@
 //! whole line at a time so that lines from different CPUs never interleave.
 #![forbid(unsafe_code)]
 
+pub mod hotkey;
+pub mod mux;
+
 use alloc::boxed::Box;
 use core::fmt::{self, Write};
 
@@ -58,4 +61,86 @@ macro_rules! janus_println {
     ($($arg:tt)*) => {
         $crate::console::report(format_args!($($arg)*))
     };
+}
+
+/// Where raw personality output goes (the console UART); set once at boot.
+static RAW: spin::Once<fn(&[u8])> = spin::Once::new();
+
+/// The hotkey parser and the multiplexer. Set up once at boot; then used under
+/// this lock by whichever CPU handles a UART access or typed input.
+static MUX: Mutex<Option<(hotkey::Hotkey, mux::Mux)>> = Mutex::new(None);
+
+/// Bytes of background output kept per personality.
+pub const BACKGROUND_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Sets the raw output path and the personalities the multiplexer switches
+/// between (the first is in the foreground).
+pub fn init_mux(raw: fn(&[u8]), names: &[&str]) {
+    RAW.call_once(|| raw);
+    *MUX.lock() = Some((
+        hotkey::Hotkey::new(),
+        mux::Mux::new(names, BACKGROUND_BUFFER_BYTES),
+    ));
+}
+
+fn raw_out(bytes: &[u8]) {
+    if let Some(raw) = RAW.get() {
+        raw(bytes);
+    }
+}
+
+/// A personality's UART output: shown now if it is in the foreground, kept otherwise.
+pub fn uart_output(personality: usize, bytes: &[u8]) {
+    if let Some((_, mux)) = MUX.lock().as_mut() {
+        mux.guest_output(personality, bytes, &mut raw_out);
+    }
+}
+
+/// The foreground personality.
+pub fn foreground() -> usize {
+    MUX.lock().as_ref().map_or(0, |(_, mux)| mux.foreground())
+}
+
+/// What typed input asks of the rest of Janus.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Input {
+    /// Bytes for the foreground personality (which is `foreground`).
+    pub bytes: alloc::vec::Vec<u8>,
+    /// The foreground personality after this input.
+    pub foreground: usize,
+    /// The user asked for statistics.
+    pub stats: bool,
+}
+
+/// Runs typed bytes through the hotkey parser: switches and help happen here,
+/// the rest comes back for the foreground personality.
+pub fn input(typed: &[u8]) -> Input {
+    let mut result = Input::default();
+    let mut guard = MUX.lock();
+    let Some((hotkey, mux)) = guard.as_mut() else {
+        return result;
+    };
+    for &byte in typed {
+        match hotkey.feed(byte) {
+            hotkey::Feed::Pass(byte) => result.bytes.push(byte),
+            hotkey::Feed::PassTwo(first, second) => result.bytes.extend([first, second]),
+            hotkey::Feed::Hold => {}
+            hotkey::Feed::Command(command) => {
+                // Bytes typed before a switch belong to the old foreground: a
+                // switch is rare enough that dropping them is acceptable.
+                result.bytes.clear();
+                match command {
+                    hotkey::Command::Next => mux.next(&mut raw_out),
+                    hotkey::Command::Select(index) => mux.switch_to(index, &mut raw_out),
+                    hotkey::Command::Help => raw_out(hotkey::HELP.as_bytes()),
+                    hotkey::Command::Stats => {
+                        mux.stats(&mut raw_out);
+                        result.stats = true;
+                    }
+                }
+            }
+        }
+    }
+    result.foreground = mux.foreground();
+    result
 }

@@ -5,6 +5,9 @@
 //! turns that into read-as-zero / write-ignored, counts it and reports it once.
 #![forbid(unsafe_code)]
 
+pub mod sbsa_uart;
+pub mod vgic;
+
 pub use crate::trap::esr::Width;
 
 /// Why a device refused an access.

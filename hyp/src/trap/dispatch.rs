@@ -7,9 +7,10 @@ use ::smccc::psci::error::{
     ALREADY_ON, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED, ON_PENDING, SUCCESS,
 };
 
-use super::esr::Exit;
+use super::esr::{Exit, MmioAccess, SysRegAccess};
 use super::inject::{self, GuestState, Injection};
 use super::smccc::{self, hypercall, Call};
+use crate::vm::devices::Effects;
 use crate::vm::vcpu::{CpuOnError, ExitCause, GuestRegs, PowerState};
 use crate::vm::{Personality, VmState};
 
@@ -37,6 +38,10 @@ pub trait Services {
     fn kick(&mut self, pcpu: usize);
     /// Sleeps until an interrupt is pending (a trapped WFI).
     fn wait_for_interrupt(&mut self);
+    /// Whether this CPU's list registers hold an interrupt pending for the guest.
+    fn listed_interrupt_pending(&self) -> bool;
+    /// Shows bytes a personality wrote to its virtual UART (through the console multiplexer).
+    fn uart_output(&mut self, personality: &Personality, bytes: &[u8]);
     /// Prints a `[janus]` line.
     fn report(&mut self, message: fmt::Arguments);
 }
@@ -93,11 +98,33 @@ pub fn handle_exit(
             hypercall(regs, vm, vcpu, services)
         }
         Exit::Wfx { wfe } => {
-            if !wfe {
+            // WFI wakes on a pending virtual interrupt too, masked or not: only
+            // sleep when none is waiting for this vCPU.
+            if !wfe && !services.listed_interrupt_pending() && !deliverable(vm, vcpu) {
                 services.wait_for_interrupt();
             }
             regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
             Action::Resume
+        }
+        Exit::Mmio(access) if device_at(vm, access.ipa) => {
+            emulate_mmio(regs, &access, vm, services);
+            Action::Resume
+        }
+        Exit::SysReg(access) if is_sgi_register(&access) && vm.devices.is_some() => {
+            if !access.read {
+                // ICC_SGI1R_EL1 raises SGIs; ICC_ASGI1R_EL1 (the other security
+                // state) and ICC_SGI0R_EL1 (Group 0) have nothing to reach in a
+                // single-security-state guest and are ignored.
+                if access.op2 == SGI1R_OP2 {
+                    if let Some(devices) = &vm.devices {
+                        devices.lock().vgic.write_sgi1r(vcpu, regs.get(access.rt));
+                    }
+                }
+                regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
+                Action::Resume
+            } else {
+                fault(regs, vm, state, services, Fault::Undefined)
+            }
         }
         Exit::Mmio(access) => {
             // No device backs this address: the access cannot be honoured.
@@ -143,6 +170,86 @@ pub fn handle_exit(
 /// A guest access Janus cannot honour. `ipa` is what Janus reports (absent when
 /// the syndrome names none); `far` is the guest virtual address the injected
 /// abort carries in FAR_EL1.
+/// ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 are op0 3, op1 0, CRn 12,
+/// CRm 11, op2 5, 6 and 7 (GICv3, IHI 0069 §12.2); with HCR_EL2.IMO set their
+/// writes from EL1 trap to EL2.
+fn is_sgi_register(access: &SysRegAccess) -> bool {
+    (access.op0, access.op1, access.crn, access.crm) == (3, 0, 12, 11)
+        && (SGI1R_OP2..=SGI0R_OP2).contains(&access.op2)
+}
+
+/// op2 of ICC_SGI1R_EL1.
+const SGI1R_OP2: u8 = 5;
+/// op2 of ICC_SGI0R_EL1.
+const SGI0R_OP2: u8 = 7;
+
+/// Whether one of `vm`'s emulated devices answers at `ipa`.
+fn device_at(vm: &Personality, ipa: u64) -> bool {
+    vm.devices
+        .as_ref()
+        .is_some_and(|devices| devices.lock().claims(ipa))
+}
+
+/// Whether the vGIC holds an interrupt `vcpu` could take.
+fn deliverable(vm: &Personality, vcpu: usize) -> bool {
+    vm.devices
+        .as_ref()
+        .is_some_and(|devices| devices.lock().vgic.has_deliverable(vcpu))
+}
+
+/// Emulates a load or store to a device register and steps past it.
+fn emulate_mmio(
+    regs: &mut GuestRegs,
+    access: &MmioAccess,
+    vm: &Personality,
+    services: &mut dyn Services,
+) {
+    let Some(devices) = &vm.devices else {
+        return;
+    };
+    let write = (access.write).then(|| regs.get(access.reg));
+    let mut effects = Effects::default();
+    let result = devices
+        .lock()
+        .access(access.ipa, access.width, write, &mut effects);
+    if !effects.output.is_empty() {
+        services.uart_output(vm, &effects.output);
+    }
+    if let Some(Err(error)) = result {
+        services.report(format_args!(
+            "{}: {:?} on device register {:#x}; read as zero, write ignored",
+            vm.name, error, access.ipa
+        ));
+    }
+    if !access.write {
+        let value = match result {
+            Some(Ok(value)) => value,
+            _ => 0,
+        };
+        regs.set(access.reg, load_value(access, value));
+    }
+    regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
+}
+
+/// The register value of a load: sign-extended when the instruction asks
+/// (ISS.SSE), to 32 bits for a W register (ISS.SF clear).
+fn load_value(access: &MmioAccess, value: u64) -> u64 {
+    let bits = (access.width.bytes() * 8) as u32;
+    let mut value = if bits < 64 {
+        value & ((1u64 << bits) - 1)
+    } else {
+        value
+    };
+    if access.sign_extend && bits < 64 {
+        let shift = 64 - bits;
+        value = (((value << shift) as i64) >> shift) as u64;
+    }
+    if !access.sixty_four {
+        value &= u64::from(u32::MAX);
+    }
+    value
+}
+
 enum Fault {
     Data {
         ipa: Option<u64>,

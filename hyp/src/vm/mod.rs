@@ -1,10 +1,13 @@
 //! Personalities: their packed configuration, the checks on it, and their run-time state.
 //!
-//! Lock order, outermost first: a personality's `console` buffer lock, then the
-//! console driver lock (`crate::console`). No lock is held across guest entry.
+//! Lock order, outermost first: a personality's `devices`, its `console` line
+//! buffer, the console multiplexer (`crate::console`), then the console UART.
+//! The console input path takes the multiplexer, releases it, then a
+//! personality's `devices`. No lock is held across guest entry.
 #![forbid(unsafe_code)]
 pub mod bundle;
 pub mod config;
+pub mod devices;
 pub mod devicetree;
 pub mod loader;
 pub mod personality;

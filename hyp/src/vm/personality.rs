@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use spin::Mutex;
 
 use super::bundle::GuestKind;
+use super::devices::Devices;
 use super::vcpu::VcpuSlot;
 
 /// Lifecycle of a personality.
@@ -45,6 +46,8 @@ pub struct Personality {
     state: AtomicU8,
     /// Console output not yet ended by a newline.
     pub console: Mutex<Vec<u8>>,
+    /// Emulated devices (Linux personalities only).
+    pub devices: Option<Mutex<Devices>>,
 }
 
 impl Personality {
@@ -56,6 +59,7 @@ impl Personality {
         ram_base: u64,
         ram_size: u64,
         pcpus: &[usize],
+        devices: Option<Devices>,
     ) -> Personality {
         Personality {
             id,
@@ -67,6 +71,7 @@ impl Personality {
             vcpus: pcpus.iter().map(|&pcpu| VcpuSlot::new(pcpu)).collect(),
             state: AtomicU8::new(VmState::Running as u8),
             console: Mutex::new(Vec::new()),
+            devices: devices.map(Mutex::new),
         }
     }
 
@@ -148,6 +153,7 @@ mod tests {
             0x8000_0000,
             0x400_0000,
             &[2, 3],
+            None,
         )
     }
 

@@ -19,6 +19,7 @@ use hyp::vm::bundle::{self, GuestKind, PersonalityConfig};
 use hyp::vm::config::{self, ConfigError, Field, Limits, MAX_PHYSICAL_CPUS};
 use serde::Deserialize;
 use toml::Spanned;
+pub mod initramfs;
 
 /// Physical CPUs assumed when the command line does not say (QEMU `-smp 4`).
 pub const DEFAULT_PHYSICAL_CPUS: u32 = 4;

@@ -83,9 +83,28 @@ pub fn kick(mpidr: u64) {
     let _ = GicCpuInterface::send_sgi(KICK, target, SgiTargetGroup::CurrentGroup1);
 }
 
-/// Acknowledges and ends every pending interrupt on this CPU.
-pub fn acknowledge_all() {
+/// Routes SPI `spi` (a level-sensitive device line) to the CPU with affinity `mpidr` and enables it.
+pub fn route_spi(spi: u32, mpidr: u64) {
+    let mut gic = GIC.lock();
+    if let Some(Gic(driver)) = gic.as_mut() {
+        let intid = IntId::spi(spi);
+        let distributor = driver.distributor();
+        let _ = distributor.set_routing(intid, Some(mpidr));
+        let _ = distributor.set_trigger(intid, arm_gic::Trigger::Level);
+        let _ = driver.enable_interrupt(intid, None, true);
+    }
+}
+
+/// Acknowledges every pending interrupt on this CPU, calls `handle` with its
+/// INTID, then ends it (priority drop and deactivation: EOImode 0).
+pub fn handle_pending(mut handle: impl FnMut(u32)) {
     while let Some(intid) = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
+        handle(u32::from(intid));
         GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
     }
+}
+
+/// Acknowledges and ends every pending interrupt on this CPU without acting on it.
+pub fn acknowledge_all() {
+    handle_pending(|_| {});
 }

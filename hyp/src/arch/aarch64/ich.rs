@@ -82,7 +82,7 @@ pub fn write_lrs(lrs: &[u64]) {
 /// Enables the virtual CPU interface; `underflow` asks for a maintenance
 /// interrupt when at most one list register holds an interrupt (so more
 /// pending interrupts than list registers can be fed in as room appears), and
-/// `eoi` for one on each EOI of an interrupt whose LR has its EOI bit set.
+/// `no_pending` for one when no list register holds a pending interrupt.
 pub fn set_control(underflow: bool, no_pending: bool) {
     let mut value = ICH_HCR_EL2::En::SET;
     if underflow {
@@ -92,6 +92,11 @@ pub fn set_control(underflow: bool, no_pending: bool) {
         value += ICH_HCR_EL2::NPIE::SET;
     }
     ICH_HCR_EL2.write(value);
+}
+
+/// Turns the virtual CPU interface off (no vCPU on this CPU).
+pub fn disable() {
+    ICH_HCR_EL2.set(0);
 }
 
 /// ICH_ELRSR_EL2: bit n set when list register n holds no interrupt.

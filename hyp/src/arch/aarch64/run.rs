@@ -15,13 +15,16 @@ use aarch64_cpu::registers::{
 use super::context::El1Context;
 use super::exception::halt;
 use super::vectors::{enter_guest, ExitKind};
-use super::{firmware, gic, memory, percpu};
+use super::{firmware, gic, ich, memory, percpu, uart};
 use crate::boot;
 use crate::trap::dispatch::{self, Action, Services};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
-use crate::vm::vcpu::ExitCause;
+use crate::vm::vcpu::{ExitCause, EXIT_CAUSE_NAMES};
 use crate::vm::{Personality, VmState};
+
+/// ICH_LR<n>_EL2.State bit 62: pending.
+const LR_STATE_PENDING: u64 = 1 << 62;
 
 /// CPTR_EL2 with nothing trapped: RES1 bits [13:12] and [9:0] set, TFP (bit 10) clear.
 const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
@@ -69,7 +72,7 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
         if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
             slot.exits.count(ExitCause::Irq);
         }
-        gic::acknowledge_all();
+        handle_interrupts(Some((vm, cpu.vcpu)));
         still_runnable(vm, cpu.vcpu)
     } else if kind == ExitKind::AArch32 as u64 {
         let exit = esr::Exit::Unhandled { ec: 0, iss: 0 };
@@ -99,6 +102,136 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
         leave_vcpu(cpu.vm.take(), cpu.vcpu);
         idle(cpu);
     }
+    update_vgic(vm, cpu.vcpu);
+}
+
+/// Brings this CPU's list registers and the vGIC model up to date for vCPU
+/// `vcpu` of `vm` (what the guest acknowledged and deactivated comes back,
+/// what became pending goes in), and interrupts the other vCPUs whose list
+/// registers are now out of date.
+fn update_vgic(vm: &Personality, vcpu: usize) {
+    let Some(devices) = &vm.devices else {
+        return;
+    };
+    let mut lrs = [0u64; ich::MAX_LRS];
+    let count = ich::lr_count();
+    let Some(lrs) = lrs.get_mut(..count) else {
+        return;
+    };
+    ich::read_lrs(lrs);
+    let mut guard = devices.lock();
+    guard.vgic.sync(vcpu, lrs);
+    let more = guard.vgic.flush(vcpu, lrs, count);
+    let kicks = guard.vgic.take_kicks();
+    drop(guard);
+    ich::write_lrs(lrs);
+    ich::set_control(more, false);
+    kick_vcpus(vm, kicks & !(1 << vcpu));
+}
+
+/// Sends the kick SGI to the physical CPUs of the vCPUs in `mask`.
+fn kick_vcpus(vm: &Personality, mask: u64) {
+    for (index, slot) in vm.vcpus.iter().enumerate() {
+        if mask & (1 << index) != 0 {
+            Hardware.kick(slot.pcpu);
+        }
+    }
+}
+
+/// Acts on every pending physical interrupt. `current` is the vCPU this CPU
+/// was running, if any.
+fn handle_interrupts(current: Option<(&Personality, usize)>) {
+    let mut typed = false;
+    gic::handle_pending(|intid| match intid {
+        gic::VIRTUAL_TIMER_INTID => {
+            // The guest's virtual timer fired: mask it (the guest unmasks it
+            // when it programs the next event, as Linux does in its handler)
+            // and give the guest its virtual interrupt, as Xen does.
+            mask_virtual_timer();
+            if let Some((vm, vcpu)) = current {
+                if let Some(devices) = &vm.devices {
+                    let _ = devices.lock().vgic.raise_edge(intid, Some(vcpu));
+                }
+            }
+        }
+        intid if intid == gic::spi_intid(CONSOLE_UART_SPI) => typed = true,
+        gic::MAINTENANCE_INTID => {
+            // Level-sensitive: it stays asserted until the list registers no
+            // longer underflow or hold a deactivated interrupt, so bring them
+            // up to date before ending it, or it fires again at once.
+            match current {
+                Some((vm, vcpu)) => update_vgic(vm, vcpu),
+                None => ich::disable(),
+            }
+        }
+        // The kick SGI needs nothing beyond the exit it caused: the caller
+        // looks at the vCPU and the vGIC again.
+        _ => {}
+    });
+    if typed {
+        console_input();
+    }
+}
+
+/// The physical console UART's SPI on the virt board.
+pub const CONSOLE_UART_SPI: u32 = 1;
+
+fn mask_virtual_timer() {
+    // CNTV_CTL_EL0.IMASK is bit 1.
+    // SAFETY: only the guest's virtual timer interrupt mask changes.
+    unsafe {
+        asm!(
+            "mrs {ctl}, cntv_ctl_el0",
+            "orr {ctl}, {ctl}, #2",
+            "msr cntv_ctl_el0, {ctl}",
+            ctl = out(reg) _,
+            options(nomem, nostack),
+        );
+    }
+}
+
+/// Typed keys: hotkeys act here, the rest goes to the foreground personality's UART.
+fn console_input() {
+    let mut buffer = [0u8; 64];
+    loop {
+        let count = uart::read_input(&mut buffer);
+        let Some(typed) = buffer.get(..count) else {
+            return;
+        };
+        if typed.is_empty() {
+            return;
+        }
+        let input = crate::console::input(typed);
+        if input.stats {
+            print_stats();
+        }
+        if input.bytes.is_empty() {
+            continue;
+        }
+        let Some(vm) = boot::personalities().get(input.foreground) else {
+            continue;
+        };
+        if let Some(devices) = &vm.devices {
+            let mut guard = devices.lock();
+            // A full receive FIFO drops the rest, as a real UART would.
+            guard.input(&input.bytes);
+            let kicks = guard.vgic.take_kicks();
+            drop(guard);
+            kick_vcpus(vm, kicks);
+        }
+    }
+}
+
+/// Prints every personality's exits by cause (the `s` hotkey).
+fn print_stats() {
+    for vm in boot::personalities() {
+        let counts = vm.exit_counts();
+        let mut line = alloc::string::String::new();
+        for (name, count) in EXIT_CAUSE_NAMES.iter().zip(counts) {
+            let _ = core::fmt::Write::write_fmt(&mut line, format_args!(" {name} {count}"));
+        }
+        crate::janus_println!("{} exits:{line}", vm.name);
+    }
 }
 
 fn still_runnable(vm: &Personality, vcpu: usize) -> Action {
@@ -119,6 +252,8 @@ fn leave_vcpu(vm: Option<&'static Personality>, vcpu: usize) {
     if let Some(slot) = vm.vcpus.get(vcpu) {
         slot.set_running(false);
     }
+    // No vCPU: no virtual CPU interface, and no maintenance interrupts from it.
+    ich::disable();
     if vm.state() == VmState::Resetting {
         if let Some(first) = vm.vcpus.first() {
             Hardware.kick(first.pcpu);
@@ -130,7 +265,7 @@ fn leave_vcpu(vm: Option<&'static Personality>, vcpu: usize) {
 /// exit starts again from the top of this CPU's stack.
 pub fn idle(cpu: &mut percpu::PerCpu) -> ! {
     loop {
-        gic::acknowledge_all();
+        handle_interrupts(None);
         let personalities = boot::personalities();
         if personalities.iter().all(|vm| vm.state() == VmState::Off) {
             crate::janus_println!("every personality is off; powering the board off");
@@ -154,7 +289,9 @@ pub fn idle(cpu: &mut percpu::PerCpu) -> ! {
                             cpu.regs.reset(entry, context);
                             cpu.vm = Some(vm);
                             cpu.vcpu = vcpu;
+                            slot.exits.clear();
                             load_vcpu(vm, vcpu);
+                            update_vgic(vm, vcpu);
                             // SAFETY: `regs` is this CPU's PerCpu::regs, the vCPU's
                             // stage-2 and EL1 state were just loaded, and `stack_top`
                             // is this CPU's stack top.
@@ -205,6 +342,7 @@ fn load_vcpu(vm: &Personality, vcpu: usize) {
         asm!("msr cptr_el2, {value}", value = in(reg) CPTR_EL2_NO_TRAPS, options(nomem, nostack))
     };
     El1Context::reset_state().restore();
+    ich::reset();
     // The new VMID's translations may be stale from an earlier run of this
     // personality (before a reset): drop them.
     // SAFETY: TLB maintenance and barriers change no memory.
@@ -260,6 +398,14 @@ impl Services for Hardware {
     fn wait_for_interrupt(&mut self) {
         // SAFETY: waiting for an interrupt touches no memory.
         unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+
+    fn listed_interrupt_pending(&self) -> bool {
+        (0..ich::lr_count()).any(|n| ich::read_lr(n) & LR_STATE_PENDING != 0)
+    }
+
+    fn uart_output(&mut self, personality: &Personality, bytes: &[u8]) {
+        crate::console::uart_output(personality.id, bytes);
     }
 
     fn report(&mut self, message: fmt::Arguments) {

@@ -30,6 +30,7 @@ struct FakeCpu {
     reports: Vec<String>,
     waits: u32,
     memory: Vec<(u64, Vec<u8>)>,
+    uart: Vec<u8>,
 }
 
 impl Services for FakeCpu {
@@ -62,13 +63,27 @@ impl Services for FakeCpu {
     fn wait_for_interrupt(&mut self) {
         self.waits += 1;
     }
+    fn listed_interrupt_pending(&self) -> bool {
+        false
+    }
+    fn uart_output(&mut self, _personality: &Personality, bytes: &[u8]) {
+        self.uart.extend_from_slice(bytes);
+    }
     fn report(&mut self, message: fmt::Arguments) {
         self.reports.push(alloc::format!("{message}"));
     }
 }
 
 fn vm() -> Personality {
-    let vm = Personality::new(0, "work", GuestKind::BareMetal, RAM, RAM_SIZE, &[2, 3]);
+    let vm = Personality::new(
+        0,
+        "work",
+        GuestKind::BareMetal,
+        RAM,
+        RAM_SIZE,
+        &[2, 3],
+        None,
+    );
     let _ = vm.vcpus[0].request_on(RAM, 0);
     let _ = vm.vcpus[0].take_pending();
     vm.vcpus[0].set_running(true);
@@ -292,4 +307,93 @@ fn unknown_exception_injects_undefined() {
     run(&mut regs, 0xfe00_0000, 0, 0, &mut cpu, &vm);
     assert_eq!(cpu.injected.len(), 1);
     assert_eq!(cpu.injected[0].esr_el1 >> 26, 0);
+}
+
+fn linux_vm() -> Personality {
+    let devices = crate::vm::devices::Devices::new(2).expect("devices");
+    let vm = Personality::new(
+        0,
+        "personal",
+        GuestKind::Linux,
+        RAM,
+        RAM_SIZE,
+        &[0, 1],
+        Some(devices),
+    );
+    let _ = vm.vcpus[0].request_on(RAM, 0);
+    let _ = vm.vcpus[0].take_pending();
+    vm
+}
+
+/// `str w1, [x0]`, 32-bit store, stage-2 translation fault level 1: ISV, SAS=2, SRT=1, WnR.
+const ESR_STR_W1: u64 = 0x9381_8045;
+/// `ldr w1, [x0]`, 32-bit load, same fault.
+const ESR_LDR_W1: u64 = 0x9381_0005;
+
+#[test]
+fn uart_data_register_write_reaches_the_console() {
+    let (vm, mut cpu) = (linux_vm(), FakeCpu::default());
+    let mut regs = regs(&[0x0900_0000, u64::from(b'Z')]);
+    let action = run(
+        &mut regs,
+        ESR_STR_W1,
+        0x0900_0000,
+        0x0900_0000 >> 8,
+        &mut cpu,
+        &vm,
+    );
+    assert_eq!(action, Action::Resume);
+    assert_eq!(cpu.uart, b"Z");
+    assert_eq!(regs.pc, RAM + 0x1004);
+    assert!(cpu.injected.is_empty());
+}
+
+#[test]
+fn distributor_read_returns_the_register_in_a_w_register() {
+    let (vm, mut cpu) = (linux_vm(), FakeCpu::default());
+    // GICD_PIDR2 at 0xFFE8: ArchRev 3 in bits [7:4].
+    let ipa = 0x0800_FFE8;
+    let mut regs = regs(&[ipa, u64::MAX]);
+    run(&mut regs, ESR_LDR_W1, ipa, ipa >> 8, &mut cpu, &vm);
+    assert_eq!((regs.x[1] >> 4) & 0xf, 3);
+    assert_eq!(regs.x[1] >> 32, 0);
+}
+
+#[test]
+fn sgi1r_write_pends_an_sgi_on_the_target_vcpu() {
+    let (vm, mut cpu) = (linux_vm(), FakeCpu::default());
+    // MSR ICC_SGI1R_EL1, x2: EC 0x18, op0 3 op2 5 op1 0 CRn 12 Rt 2 CRm 11, write.
+    let iss = (3 << 20) | (5 << 17) | (12 << 10) | (2 << 5) | (11 << 1);
+    let esr = (0x18 << 26) | (1 << 25) | iss;
+    // SGI 3 to vCPU 1 (TargetList bit 1).
+    let mut regs = regs(&[0, 0, (3 << 24) | 0b10]);
+    assert_eq!(run(&mut regs, esr, 0, 0, &mut cpu, &vm), Action::Resume);
+    assert_eq!(regs.pc, RAM + 0x1004);
+    let devices = vm.devices.as_ref().unwrap();
+    assert_eq!(devices.lock().vgic.take_kicks() & 0b10, 0b10);
+}
+
+#[test]
+fn load_value_sign_extends_and_truncates() {
+    use crate::trap::esr::{MmioAccess, Width};
+    let access = MmioAccess {
+        ipa: 0,
+        width: Width::Byte,
+        write: false,
+        reg: 1,
+        sign_extend: true,
+        sixty_four: true,
+        acquire_release: false,
+    };
+    assert_eq!(load_value(&access, 0x80), 0xffff_ffff_ffff_ff80);
+    let w_register = MmioAccess {
+        sixty_four: false,
+        ..access
+    };
+    assert_eq!(load_value(&w_register, 0x80), 0xffff_ff80);
+    let unsigned = MmioAccess {
+        sign_extend: false,
+        ..access
+    };
+    assert_eq!(load_value(&unsigned, 0x1ff), 0xff);
 }

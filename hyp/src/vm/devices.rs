@@ -1,0 +1,158 @@
+//! The emulated devices of a Linux personality (virtual GICv3 and SBSA UART),
+//! and which guest address reaches which.
+
+use alloc::vec::Vec;
+
+use crate::dev::sbsa_uart::SbsaUart;
+use crate::dev::vgic::{Vgic, VgicError};
+use crate::dev::{DevError, MmioDevice, Width};
+use crate::vm::devicetree::layout::{
+    GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE, UART_SPI,
+};
+
+/// SPIs the virtual distributor implements (INTIDs 32-63: one ITLinesNumber group).
+pub const SPIS: u32 = 32;
+/// INTID of the UART's SPI.
+pub const UART_INTID: u32 = 32 + UART_SPI;
+
+/// Which device a guest address belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Window {
+    Distributor,
+    Redistributors,
+    Uart,
+}
+
+/// What one emulated access produced besides its value.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Bytes the guest wrote to its UART, for the console.
+    pub output: Vec<u8>,
+}
+
+/// A Linux personality's devices; behind the personality's lock.
+#[derive(Debug)]
+pub struct Devices {
+    /// The virtual GICv3.
+    pub vgic: Vgic,
+    /// The virtual UART (ttyAMA0).
+    pub uart: SbsaUart,
+}
+
+impl Devices {
+    /// Devices for a personality with `vcpus` vCPUs.
+    ///
+    /// # Errors
+    /// When the vGIC cannot have that many vCPUs.
+    pub fn new(vcpus: usize) -> Result<Devices, VgicError> {
+        Ok(Devices {
+            vgic: Vgic::new(vcpus, SPIS)?,
+            uart: SbsaUart::new(),
+        })
+    }
+
+    fn window(&self, ipa: u64) -> Option<(Window, u64)> {
+        let inside = |base: u64, size: u64| ipa.checked_sub(base).filter(|&offset| offset < size);
+        if let Some(offset) = inside(GICD_BASE, GICD_SIZE) {
+            return Some((Window::Distributor, offset));
+        }
+        if let Some(offset) = inside(GICR_BASE, self.vgic.redist_region_bytes()) {
+            return Some((Window::Redistributors, offset));
+        }
+        inside(UART_BASE, UART_SIZE).map(|offset| (Window::Uart, offset))
+    }
+
+    /// Whether a device answers at `ipa`.
+    pub fn claims(&self, ipa: u64) -> bool {
+        self.window(ipa).is_some()
+    }
+
+    /// Performs a guest access at `ipa`: `Some(value)` read (0 for a write), or
+    /// `None` when no device is there. A device's refusal (unknown register,
+    /// bad width) reads as zero and ignores the write, as the GIC and PL011
+    /// specifications ask of reserved locations; it comes back as the error.
+    pub fn access(
+        &mut self,
+        ipa: u64,
+        width: Width,
+        write: Option<u64>,
+        effects: &mut Effects,
+    ) -> Option<Result<u64, DevError>> {
+        let (window, offset) = self.window(ipa)?;
+        let result = match (window, write) {
+            (Window::Distributor, None) => self.vgic.dist_read(offset, width),
+            (Window::Distributor, Some(value)) => {
+                self.vgic.dist_write(offset, width, value).map(|()| 0)
+            }
+            (Window::Redistributors, None) => self.vgic.redist_read(offset, width),
+            (Window::Redistributors, Some(value)) => {
+                self.vgic.redist_write(offset, width, value).map(|()| 0)
+            }
+            (Window::Uart, None) => self.uart.read(offset, width),
+            (Window::Uart, Some(value)) => self.uart.write(offset, width, value).map(|()| 0),
+        };
+        if window == Window::Uart {
+            effects.output.extend(self.uart.take_output());
+            self.update_uart_line();
+        }
+        Some(result)
+    }
+
+    /// Feeds typed bytes to the UART; returns how many fit.
+    pub fn input(&mut self, bytes: &[u8]) -> usize {
+        let taken = self.uart.push_input(bytes);
+        self.update_uart_line();
+        taken
+    }
+
+    /// Carries the UART's interrupt output to its SPI.
+    fn update_uart_line(&mut self) {
+        let _ = self.vgic.set_level(UART_INTID, None, self.uart.irq_level());
+    }
+
+    /// Back to power-on state (the personality reboots).
+    pub fn reset(&mut self) {
+        self.vgic.reset();
+        self.uart.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_reach_their_device() {
+        let devices = Devices::new(2).unwrap();
+        assert_eq!(devices.window(0x0800_0000), Some((Window::Distributor, 0)));
+        assert_eq!(
+            devices.window(0x080A_0000 + 0x3_0000),
+            Some((Window::Redistributors, 0x3_0000))
+        );
+        assert_eq!(devices.window(0x080A_0000 + 0x4_0000), None);
+        assert_eq!(devices.window(0x0900_0018), Some((Window::Uart, 0x18)));
+        assert_eq!(devices.window(0x0900_1000), None);
+        assert_eq!(devices.window(0x4000_0000), None);
+    }
+
+    #[test]
+    fn uart_output_is_collected_and_input_raises_the_spi_line() {
+        let mut devices = Devices::new(2).unwrap();
+        let mut effects = Effects::default();
+        // UARTDR write.
+        let result = devices.access(
+            0x0900_0000,
+            Width::Word,
+            Some(u64::from(b'x')),
+            &mut effects,
+        );
+        assert_eq!(result, Some(Ok(0)));
+        assert_eq!(effects.output, b"x");
+        // Unmask RX (UARTIMSC bit 4), then type.
+        devices.access(0x0900_0038, Width::Word, Some(1 << 4), &mut effects);
+        assert_eq!(devices.input(b"ab"), 2);
+        assert!(devices.uart.irq_level());
+        let read = devices.access(0x0900_0000, Width::Word, None, &mut effects);
+        assert_eq!(read, Some(Ok(u64::from(b'a'))));
+    }
+}

@@ -1,0 +1,749 @@
+//! The initramfs of a Linux personality: busybox, a `/dev/console` node and an `/init`
+//! script, as an uncompressed `newc` cpio archive that the kernel unpacks into its
+//! rootfs.
+//!
+//! The `newc` format (the kernel's `Documentation/driver-api/early-userspace/
+//! buffer-format.rst`) is a list of entries, each a 110-byte ASCII header, the path
+//! name with its NUL, zero padding to a multiple of 4 bytes, the file data, and zero
+//! padding to a multiple of 4 again. The header is the magic `070701` and thirteen
+//! 8-digit hexadecimal fields: inode, mode, uid, gid, nlink, mtime, file size, the
+//! device holding the file (major, minor), the device a node stands for (major,
+//! minor), the name size (with the NUL) and a checksum (0 in `newc`). An entry named
+//! `TRAILER!!!` ends the archive.
+//!
+//! [`Newc`] writes such an archive and [`parse`] reads one back (for tests and
+//! checks); [`build`] makes a personality's whole initramfs. The `/init` script is
+//! `guests/linux/init.sh`, embedded here, with the personality's name written in place
+//! of [`NAME_PLACEHOLDER`].
+
+use std::fmt;
+
+use hyp::vm::bundle::NAME_MAX_BYTES;
+
+/// The magic at the start of every `newc` header (no checksums).
+pub const NEWC_MAGIC: &[u8; 6] = b"070701";
+/// The name of the entry that ends an archive.
+pub const TRAILER_NAME: &str = "TRAILER!!!";
+/// Bytes in a `newc` header: the magic and thirteen 8-digit hexadecimal fields.
+pub const HEADER_BYTES: usize = 6 + 13 * 8;
+
+/// File type bits of a mode (`S_IFMT`).
+pub const S_IFMT: u32 = 0o170_000;
+/// A directory.
+pub const S_IFDIR: u32 = 0o040_000;
+/// A regular file.
+pub const S_IFREG: u32 = 0o100_000;
+/// A symbolic link.
+pub const S_IFLNK: u32 = 0o120_000;
+/// A character device.
+pub const S_IFCHR: u32 = 0o020_000;
+
+/// The `/init` template: `guests/linux/init.sh`.
+pub const INIT_TEMPLATE: &str = include_str!("../../../guests/linux/init.sh");
+/// What [`init_script`] replaces with the personality's name.
+pub const NAME_PLACEHOLDER: &str = "@JANUS_NAME@";
+
+/// `/dev/console`: character device 5:1, so the kernel can open the console for
+/// `/init` before devtmpfs is mounted.
+pub const CONSOLE_DEVICE: (u32, u32) = (5, 1);
+
+/// The ELF machine number of AArch64 (`EM_AARCH64`).
+const EM_AARCH64: u16 = 183;
+
+/// Why an archive could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpioError {
+    /// The path is empty, `.`/`..`-laden, or holds a NUL byte.
+    BadPath(String),
+    /// The data is too large for the 32-bit size field.
+    TooLarge(String),
+}
+
+impl fmt::Display for CpioError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CpioError::BadPath(path) => write!(formatter, "bad path {path:?} in the archive"),
+            CpioError::TooLarge(path) => {
+                write!(
+                    formatter,
+                    "{path}: larger than a cpio entry can hold (4 GiB)"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for CpioError {}
+
+/// A `newc` cpio archive being written in memory.
+///
+/// Entries keep the order they are added in, and the kernel creates them in that
+/// order: add a directory before what it holds. Every entry belongs to root (uid and
+/// gid 0) and has mtime 0, so the same input always gives the same bytes.
+#[derive(Debug, Clone)]
+pub struct Newc {
+    bytes: Vec<u8>,
+    next_inode: u32,
+}
+
+impl Default for Newc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Newc {
+    /// An empty archive.
+    pub fn new() -> Self {
+        Newc {
+            bytes: Vec::new(),
+            next_inode: 1,
+        }
+    }
+
+    /// Adds a directory with permission bits `permissions` (such as `0o755`).
+    ///
+    /// # Errors
+    ///
+    /// [`CpioError::BadPath`] for an empty path, one with a `.` or `..` component, or
+    /// one holding a NUL.
+    pub fn directory(&mut self, path: &str, permissions: u32) -> Result<(), CpioError> {
+        self.entry(path, S_IFDIR | permissions, 2, (0, 0), &[])
+    }
+
+    /// Adds a regular file holding `data`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Newc::directory`], and [`CpioError::TooLarge`] for 4 GiB of data or more.
+    pub fn file(&mut self, path: &str, permissions: u32, data: &[u8]) -> Result<(), CpioError> {
+        self.entry(path, S_IFREG | permissions, 1, (0, 0), data)
+    }
+
+    /// Adds a symbolic link to `target` (the link's data is the target path).
+    ///
+    /// # Errors
+    ///
+    /// As [`Newc::directory`].
+    pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), CpioError> {
+        if target.is_empty() || target.contains('\0') {
+            return Err(CpioError::BadPath(target.to_owned()));
+        }
+        self.entry(path, S_IFLNK | 0o777, 1, (0, 0), target.as_bytes())
+    }
+
+    /// Adds a character device node `major:minor`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Newc::directory`].
+    pub fn char_device(
+        &mut self,
+        path: &str,
+        permissions: u32,
+        major: u32,
+        minor: u32,
+    ) -> Result<(), CpioError> {
+        self.entry(path, S_IFCHR | permissions, 1, (major, minor), &[])
+    }
+
+    /// Ends the archive with its trailer and returns its bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        let fields = Fields {
+            nlink: 1,
+            ..Fields::default()
+        };
+        self.push_entry(&fields, TRAILER_NAME, &[]);
+        self.bytes
+    }
+
+    /// Adds one entry after checking its path (stored without a leading `/`).
+    fn entry(
+        &mut self,
+        path: &str,
+        mode: u32,
+        nlink: u32,
+        (rdev_major, rdev_minor): (u32, u32),
+        data: &[u8],
+    ) -> Result<(), CpioError> {
+        let name = path.trim_start_matches('/');
+        let bad_component = name
+            .split('/')
+            .any(|component| matches!(component, "" | "." | ".."));
+        if bad_component || name.contains('\0') || name == TRAILER_NAME {
+            return Err(CpioError::BadPath(path.to_owned()));
+        }
+        let file_size =
+            u32::try_from(data.len()).map_err(|_| CpioError::TooLarge(path.to_owned()))?;
+        let fields = Fields {
+            inode: self.next_inode,
+            mode,
+            nlink,
+            file_size,
+            rdev_major,
+            rdev_minor,
+            ..Fields::default()
+        };
+        self.next_inode += 1;
+        self.push_entry(&fields, name, data);
+        Ok(())
+    }
+
+    /// Appends header, name, data and their padding.
+    fn push_entry(&mut self, fields: &Fields, name: &str, data: &[u8]) {
+        // Names are short and NUL-free (checked by the callers), so this fits in u32.
+        let name_size = u32::try_from(name.len() + 1).unwrap_or(u32::MAX);
+        let values = [
+            fields.inode,
+            fields.mode,
+            fields.uid,
+            fields.gid,
+            fields.nlink,
+            fields.mtime,
+            fields.file_size,
+            fields.dev_major,
+            fields.dev_minor,
+            fields.rdev_major,
+            fields.rdev_minor,
+            name_size,
+            0, // check: only the "070702" format has checksums
+        ];
+        self.bytes.extend_from_slice(NEWC_MAGIC);
+        for value in values {
+            self.bytes
+                .extend_from_slice(format!("{value:08X}").as_bytes());
+        }
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.push(0);
+        self.pad();
+        self.bytes.extend_from_slice(data);
+        self.pad();
+    }
+
+    /// Zero bytes up to the next multiple of 4.
+    fn pad(&mut self) {
+        self.bytes.resize(align4(self.bytes.len()), 0);
+    }
+}
+
+/// The numeric fields of a header, less the name size and the checksum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Fields {
+    inode: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u32,
+    mtime: u32,
+    file_size: u32,
+    dev_major: u32,
+    dev_minor: u32,
+    rdev_major: u32,
+    rdev_minor: u32,
+}
+
+/// `offset` rounded up to a multiple of 4.
+const fn align4(offset: usize) -> usize {
+    (offset + 3) & !3
+}
+
+/// One entry read back by [`parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The path as stored (no leading `/`).
+    pub name: String,
+    /// Inode number.
+    pub inode: u32,
+    /// File type and permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Link count.
+    pub nlink: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: u32,
+    /// For a device node, the device it stands for: (major, minor).
+    pub rdev: (u32, u32),
+    /// File contents, or a symlink's target.
+    pub data: Vec<u8>,
+}
+
+impl Entry {
+    /// The file type bits of [`Entry::mode`].
+    pub fn file_type(&self) -> u32 {
+        self.mode & S_IFMT
+    }
+
+    /// The permission bits of [`Entry::mode`].
+    pub fn permissions(&self) -> u32 {
+        self.mode & !S_IFMT
+    }
+}
+
+/// Why [`parse`] refused an archive; each names the byte offset at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// The archive ends inside an entry, or has no trailer.
+    Truncated(usize),
+    /// A header does not start with [`NEWC_MAGIC`].
+    BadMagic(usize),
+    /// A header field is not 8 hexadecimal digits.
+    BadField(usize),
+    /// A name is empty, lacks its NUL or is not UTF-8.
+    BadName(usize),
+    /// Padding holds something other than zeros.
+    BadPadding(usize),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Truncated(at) => write!(formatter, "archive truncated at byte {at}"),
+            ParseError::BadMagic(at) => write!(formatter, "no newc magic at byte {at}"),
+            ParseError::BadField(at) => write!(formatter, "bad header field at byte {at}"),
+            ParseError::BadName(at) => write!(formatter, "bad name at byte {at}"),
+            ParseError::BadPadding(at) => write!(formatter, "non-zero padding at byte {at}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Reads a `newc` archive up to its trailer: the entries without the trailer.
+///
+/// Strict: the padding must be zeros and the trailer must be there. Bytes after the
+/// trailer (such as padding to a block size) are ignored.
+///
+/// # Errors
+///
+/// A [`ParseError`] naming the byte offset at fault.
+pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, ParseError> {
+    let mut entries = Vec::new();
+    let mut offset = 0;
+    loop {
+        let header = archive
+            .get(offset..offset + HEADER_BYTES)
+            .ok_or(ParseError::Truncated(offset))?;
+        if &header[..6] != NEWC_MAGIC {
+            return Err(ParseError::BadMagic(offset));
+        }
+        let mut values = [0u32; 13];
+        for (index, value) in values.iter_mut().enumerate() {
+            let at = 6 + index * 8;
+            let digits = &header[at..at + 8];
+            *value = parse_hex(digits).ok_or(ParseError::BadField(offset + at))?;
+        }
+        let [inode, mode, uid, gid, nlink, mtime, file_size, _dev_major, _dev_minor, rdev_major, rdev_minor, name_size, _check] =
+            values;
+
+        let name_start = offset + HEADER_BYTES;
+        let name_size = name_size as usize;
+        let name_end = name_start + name_size;
+        let name_bytes = archive
+            .get(name_start..name_end)
+            .ok_or(ParseError::Truncated(name_start))?;
+        let Some((&0, name)) = name_bytes.split_last() else {
+            return Err(ParseError::BadName(name_start));
+        };
+        if name.is_empty() || name.contains(&0) {
+            return Err(ParseError::BadName(name_start));
+        }
+        let name = std::str::from_utf8(name).map_err(|_| ParseError::BadName(name_start))?;
+        let data_start = check_padding(archive, name_end)?;
+
+        if name == TRAILER_NAME {
+            return Ok(entries);
+        }
+
+        let data_end = data_start + file_size as usize;
+        let data = archive
+            .get(data_start..data_end)
+            .ok_or(ParseError::Truncated(data_start))?;
+        offset = check_padding(archive, data_end)?;
+        entries.push(Entry {
+            name: name.to_owned(),
+            inode,
+            mode,
+            uid,
+            gid,
+            nlink,
+            mtime,
+            rdev: (rdev_major, rdev_minor),
+            data: data.to_vec(),
+        });
+    }
+}
+
+/// Checks that the bytes from `from` up to the next multiple of 4 are zeros; returns
+/// that multiple.
+fn check_padding(archive: &[u8], from: usize) -> Result<usize, ParseError> {
+    let to = align4(from);
+    let padding = archive.get(from..to).ok_or(ParseError::Truncated(from))?;
+    match padding.iter().position(|&byte| byte != 0) {
+        Some(index) => Err(ParseError::BadPadding(from + index)),
+        None => Ok(to),
+    }
+}
+
+/// Eight hexadecimal digits (either case) as a number.
+fn parse_hex(digits: &[u8]) -> Option<u32> {
+    if digits.len() != 8 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+/// Why a personality's initramfs could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitramfsError {
+    /// The personality name cannot be a hostname here.
+    BadName(String),
+    /// The busybox given is not an arm64 ELF executable.
+    NotArm64Busybox,
+    /// Writing the archive failed.
+    Cpio(CpioError),
+}
+
+impl fmt::Display for InitramfsError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitramfsError::BadName(name) => write!(
+                formatter,
+                "name {name:?}: use 1-{NAME_MAX_BYTES} characters from a-z, 0-9 and '-', \
+                 not starting with '-'"
+            ),
+            InitramfsError::NotArm64Busybox => formatter
+                .write_str("busybox is not an arm64 ELF executable (want busybox-static:arm64)"),
+            InitramfsError::Cpio(error) => error.fmt(formatter),
+        }
+    }
+}
+
+impl std::error::Error for InitramfsError {}
+
+impl From<CpioError> for InitramfsError {
+    fn from(error: CpioError) -> Self {
+        InitramfsError::Cpio(error)
+    }
+}
+
+/// Checks that `name` can be a personality's name and hostname: the bundle's rule
+/// (1 to [`NAME_MAX_BYTES`] characters from `[a-z0-9-]`) and no leading `-`.
+///
+/// # Errors
+///
+/// [`InitramfsError::BadName`] otherwise.
+pub fn check_name(name: &str) -> Result<(), InitramfsError> {
+    let allowed = name
+        .bytes()
+        .all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+    if name.is_empty() || name.len() > NAME_MAX_BYTES || !allowed || name.starts_with('-') {
+        return Err(InitramfsError::BadName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// The `/init` script of personality `name`.
+///
+/// # Errors
+///
+/// [`InitramfsError::BadName`] when `name` fails [`check_name`] (so it is safe to
+/// write into a shell script unquoted).
+pub fn init_script(name: &str) -> Result<String, InitramfsError> {
+    check_name(name)?;
+    Ok(INIT_TEMPLATE.replace(NAME_PLACEHOLDER, name))
+}
+
+/// Whether `binary` is a 64-bit little-endian AArch64 ELF file.
+fn is_arm64_elf(binary: &[u8]) -> bool {
+    binary.len() >= 20
+        && binary.starts_with(b"\x7fELF")
+        && binary[4] == 2 // ELFCLASS64
+        && binary[5] == 1 // ELFDATA2LSB
+        && u16::from_le_bytes([binary[18], binary[19]]) == EM_AARCH64
+}
+
+/// `/etc/passwd`: root alone, so `id`, `whoami` and the prompt's `~` know root and
+/// its home.
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n";
+/// `/etc/group`: root, and tty (the group devpts gives terminals).
+const GROUP: &str = "root:x:0:\ntty:x:5:\n";
+
+/// The directories of the initramfs, parents first, with their permissions.
+const DIRECTORIES: &[(&str, u32)] = &[
+    ("bin", 0o755),
+    ("dev", 0o755),
+    ("etc", 0o755),
+    ("proc", 0o555),
+    ("root", 0o700),
+    ("run", 0o755),
+    ("sbin", 0o755),
+    ("sys", 0o555),
+    ("tmp", 0o1777),
+    ("usr", 0o755),
+    ("usr/bin", 0o755),
+    ("usr/sbin", 0o755),
+];
+
+/// The whole initramfs of personality `name`: the [`DIRECTORIES`], `/dev/console`,
+/// `/bin/busybox` (the static arm64 `busybox`) with `/bin/sh` linked to it (the
+/// rest of the applets are linked by `/init` at boot), `/etc/hostname`,
+/// `/etc/passwd`, `/etc/group` and `/init`.
+///
+/// # Errors
+///
+/// [`InitramfsError::BadName`] for a name that fails [`check_name`],
+/// [`InitramfsError::NotArm64Busybox`] when `busybox` is not an arm64 ELF file.
+pub fn build(name: &str, busybox: &[u8]) -> Result<Vec<u8>, InitramfsError> {
+    let init = init_script(name)?;
+    if !is_arm64_elf(busybox) {
+        return Err(InitramfsError::NotArm64Busybox);
+    }
+    let mut archive = Newc::new();
+    for &(path, permissions) in DIRECTORIES {
+        archive.directory(path, permissions)?;
+    }
+    let (major, minor) = CONSOLE_DEVICE;
+    archive.char_device("dev/console", 0o600, major, minor)?;
+    archive.file("bin/busybox", 0o755, busybox)?;
+    archive.symlink("bin/sh", "busybox")?;
+    archive.file("etc/hostname", 0o644, format!("{name}\n").as_bytes())?;
+    archive.file("etc/passwd", 0o644, PASSWD.as_bytes())?;
+    archive.file("etc/group", 0o644, GROUP.as_bytes())?;
+    archive.file("init", 0o755, init.as_bytes())?;
+    Ok(archive.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest thing that passes for an arm64 ELF executable.
+    fn fake_busybox() -> Vec<u8> {
+        let mut binary = vec![0u8; 64];
+        binary[..4].copy_from_slice(b"\x7fELF");
+        binary[4] = 2;
+        binary[5] = 1;
+        binary[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
+        binary.extend_from_slice(b"busybox body");
+        binary
+    }
+
+    fn field(header: &[u8], index: usize) -> u32 {
+        let at = 6 + index * 8;
+        u32::from_str_radix(std::str::from_utf8(&header[at..at + 8]).unwrap(), 16).unwrap()
+    }
+
+    #[test]
+    fn header_fields_are_where_newc_puts_them() {
+        let mut archive = Newc::new();
+        archive.file("/etc/motd", 0o644, b"hello").unwrap();
+        let bytes = archive.finish();
+
+        assert_eq!(&bytes[..6], b"070701");
+        let header = &bytes[..HEADER_BYTES];
+        assert!(header[6..]
+            .iter()
+            .all(|byte| byte.is_ascii_digit() || (b'A'..=b'F').contains(byte)));
+        assert_eq!(field(header, 0), 1, "inode");
+        assert_eq!(field(header, 1), 0o100_644, "mode");
+        assert_eq!(field(header, 2), 0, "uid");
+        assert_eq!(field(header, 3), 0, "gid");
+        assert_eq!(field(header, 4), 1, "nlink");
+        assert_eq!(field(header, 5), 0, "mtime");
+        assert_eq!(field(header, 6), 5, "file size");
+        assert_eq!(field(header, 11), 9, "name size counts the NUL");
+        assert_eq!(field(header, 12), 0, "check");
+        // Name right after the header, leading '/' dropped, NUL-terminated.
+        assert_eq!(&bytes[110..119], b"etc/motd\0");
+        // 110 + 9 = 119: one byte of padding, then the data at 120.
+        assert_eq!(bytes[119], 0);
+        assert_eq!(&bytes[120..125], b"hello");
+        // Data padded to 128, where the trailer starts.
+        assert_eq!(&bytes[125..128], &[0, 0, 0]);
+        assert_eq!(&bytes[128..134], b"070701");
+    }
+
+    #[test]
+    fn every_entry_and_the_end_are_4_byte_aligned() {
+        for length in 0..9 {
+            let mut archive = Newc::new();
+            let name = "a".repeat(length + 1);
+            archive.file(&name, 0o644, &vec![b'x'; length]).unwrap();
+            archive.directory("d", 0o755).unwrap();
+            let bytes = archive.finish();
+            assert_eq!(bytes.len() % 4, 0, "length {length}");
+            let magics: Vec<usize> = (0..bytes.len())
+                .filter(|&at| bytes[at..].starts_with(b"070701"))
+                .collect();
+            assert_eq!(magics.len(), 3, "length {length}");
+            assert!(magics.iter().all(|at| at % 4 == 0), "{magics:?}");
+        }
+    }
+
+    #[test]
+    fn trailer_ends_the_archive() {
+        let bytes = Newc::new().finish();
+        // Header + "TRAILER!!!\0" (121 bytes) padded to 124.
+        assert_eq!(bytes.len(), 124);
+        assert_eq!(field(&bytes, 4), 1, "trailer nlink");
+        assert_eq!(field(&bytes, 6), 0, "trailer size");
+        assert_eq!(field(&bytes, 11), 11, "trailer name size");
+        assert_eq!(&bytes[110..121], b"TRAILER!!!\0");
+        assert_eq!(&bytes[121..], &[0, 0, 0]);
+        assert_eq!(parse(&bytes), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn what_is_written_parses_back() {
+        let mut archive = Newc::new();
+        archive.directory("dev", 0o755).unwrap();
+        archive.char_device("dev/console", 0o600, 5, 1).unwrap();
+        archive.file("bin-file", 0o755, b"\x00\x01\x02").unwrap();
+        archive.symlink("bin/sh", "busybox").unwrap();
+        archive.file("empty", 0o644, b"").unwrap();
+        let entries = parse(&archive.finish()).unwrap();
+
+        let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
+        assert_eq!(names, ["dev", "dev/console", "bin-file", "bin/sh", "empty"]);
+        assert_eq!(entries[0].mode, S_IFDIR | 0o755);
+        assert_eq!(entries[1].file_type(), S_IFCHR);
+        assert_eq!(entries[1].permissions(), 0o600);
+        assert_eq!(entries[1].rdev, (5, 1));
+        assert_eq!(entries[2].data, b"\x00\x01\x02");
+        assert_eq!(entries[3].mode, S_IFLNK | 0o777);
+        assert_eq!(entries[3].data, b"busybox");
+        assert!(entries[4].data.is_empty());
+        let inodes: Vec<u32> = entries.iter().map(|entry| entry.inode).collect();
+        assert_eq!(inodes, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn bad_paths_are_refused() {
+        let mut archive = Newc::new();
+        for path in ["", "/", "a//b", "./a", "a/../b", "a\0b", "TRAILER!!!"] {
+            assert_eq!(
+                archive.file(path, 0o644, b""),
+                Err(CpioError::BadPath(path.to_owned())),
+                "{path:?}"
+            );
+        }
+        assert!(archive.symlink("link", "").is_err());
+    }
+
+    #[test]
+    fn parse_refuses_broken_archives() {
+        let mut archive = Newc::new();
+        archive.file("file", 0o644, b"data!").unwrap();
+        let good = archive.finish();
+
+        // Entry: header 0..110, "file\0" 110..115, padding to 116, data 116..121,
+        // padding to 124, then the trailer.
+        assert_eq!(parse(&good[..118]), Err(ParseError::Truncated(116)));
+        assert_eq!(parse(&good[..200]), Err(ParseError::Truncated(124)));
+        assert_eq!(parse(&good[..240]), Err(ParseError::Truncated(234)));
+        assert_eq!(parse(&good[..50]), Err(ParseError::Truncated(0)));
+
+        let mut bad = good.clone();
+        bad[5] = b'2';
+        assert_eq!(parse(&bad), Err(ParseError::BadMagic(0)));
+
+        let mut bad = good.clone();
+        bad[20] = b'G';
+        assert_eq!(parse(&bad), Err(ParseError::BadField(14)));
+
+        let mut bad = good.clone();
+        bad[115] = 1;
+        assert_eq!(parse(&bad), Err(ParseError::BadPadding(115)));
+
+        let mut bad = good;
+        bad[114] = b'x'; // the name's NUL
+        assert_eq!(parse(&bad), Err(ParseError::BadName(110)));
+    }
+
+    #[test]
+    fn init_script_gets_the_name() {
+        let script = init_script("work").unwrap();
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(!script.contains(NAME_PLACEHOLDER));
+        assert!(script.contains("NAME=work\n"));
+        assert!(INIT_TEMPLATE.contains(NAME_PLACEHOLDER));
+        // The contract: the ready line and the hostname.
+        assert!(script.contains("echo \"$NAME: ready\""));
+        assert!(script.contains("hostname \"$NAME\""));
+    }
+
+    #[test]
+    fn names_follow_the_bundle_rule() {
+        for name in ["personal", "work", "a", "work-2", "abcdefghijklmno"] {
+            assert_eq!(check_name(name), Ok(()), "{name}");
+        }
+        for name in ["", "-x", "Work", "a b", "a;b", "a/b", "abcdefghijklmnop"] {
+            assert!(check_name(name).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn build_makes_a_bootable_tree() {
+        let busybox = fake_busybox();
+        let entries = parse(&build("personal", &busybox).unwrap()).unwrap();
+        let find = |name: &str| {
+            entries
+                .iter()
+                .find(|entry| entry.name == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+
+        for directory in ["dev", "proc", "sys", "tmp", "root", "etc", "bin", "sbin"] {
+            assert_eq!(find(directory).file_type(), S_IFDIR, "{directory}");
+        }
+        assert_eq!(find("tmp").permissions(), 0o1777);
+        let console = find("dev/console");
+        assert_eq!(console.file_type(), S_IFCHR);
+        assert_eq!(console.rdev, (5, 1));
+        let busybox_entry = find("bin/busybox");
+        assert_eq!(busybox_entry.mode, S_IFREG | 0o755);
+        assert_eq!(busybox_entry.data, busybox);
+        assert_eq!(find("bin/sh").data, b"busybox");
+        assert_eq!(find("etc/hostname").data, b"personal\n");
+        assert!(find("etc/passwd")
+            .data
+            .starts_with(b"root:x:0:0:root:/root:"));
+        let init = find("init");
+        assert_eq!(init.mode, S_IFREG | 0o755);
+        assert_eq!(init.data, init_script("personal").unwrap().as_bytes());
+
+        // Each entry's parent comes before it, as the kernel creates them in order.
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some((parent, _)) = entry.name.rsplit_once('/') {
+                assert!(
+                    entries[..index]
+                        .iter()
+                        .any(|earlier| earlier.name == parent),
+                    "{} before its parent",
+                    entry.name
+                );
+            }
+        }
+        // Owned by root, reproducible.
+        assert!(entries.iter().all(|entry| entry.uid == 0 && entry.gid == 0));
+        assert_eq!(build("personal", &busybox), build("personal", &busybox));
+    }
+
+    #[test]
+    fn build_refuses_bad_input() {
+        assert_eq!(
+            build("Bad", &fake_busybox()),
+            Err(InitramfsError::BadName("Bad".to_owned()))
+        );
+        let mut x86 = fake_busybox();
+        x86[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        assert_eq!(build("work", &x86), Err(InitramfsError::NotArm64Busybox));
+        assert_eq!(
+            build("work", b"#!/bin/sh\n"),
+            Err(InitramfsError::NotArm64Busybox)
+        );
+    }
+}
