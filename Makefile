@@ -46,6 +46,7 @@ images: .prereqs-rust
 	$(LLVM_BIN)/llvm-objcopy -O binary target/$(HYP_TARGET)/release/janus $(IMAGES)/janus.bin
 	$(LLVM_BIN)/llvm-objcopy -O binary target/$(GUEST_TARGET)/release/probe $(IMAGES)/probe.bin
 	$(CARGO) run --release -q -p janus-pack -- images/configs/probe.toml -o $(IMAGES)/probe.bundle
+	$(MAKE) --no-print-directory linux-images
 	@echo "images in $(IMAGES): $$(ls $(IMAGES) | tr '\n' ' ')"
 
 # --- linux guests ----------------------------------------------------------
@@ -60,7 +61,7 @@ NATIVE_QEMU_MACHINE := -M virt,gic-version=3 -cpu cortex-a72 -smp 2 -m 256M -nog
 
 .PHONY: linux-images native-run
 
-linux-images:
+linux-images: .prereqs-rust
 	bash images/fetch-debian.sh
 	mkdir -p $(IMAGES)
 	for name in $(LINUX_PERSONALITIES); do \
@@ -77,9 +78,13 @@ native-run: linux-images .prereqs-qemu
 		-initrd $(IMAGES)/personal.cpio -append "console=ttyAMA0 rdinit=/init"
 
 # --- run -------------------------------------------------------------------
-run: images .prereqs-qemu run-probe
+# Both Linux personalities, `personal` in the foreground. Ctrl-] Tab switches;
+# Ctrl-a x quits QEMU.
+run: images .prereqs-qemu
+	$(QEMU) $(QEMU_MACHINE) -kernel $(IMAGES)/janus.bin -initrd $(IMAGES)/linux.bundle
 
-run-probe:
+# The two bare-metal probe personalities (isolation attacks, benchmarks).
+run-probe: images .prereqs-qemu
 	$(QEMU) $(QEMU_MACHINE) -kernel $(IMAGES)/janus.bin -initrd $(IMAGES)/probe.bundle
 
 # --- test ------------------------------------------------------------------

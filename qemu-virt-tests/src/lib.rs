@@ -34,6 +34,8 @@ mod config;
 #[cfg(unix)]
 mod error;
 #[cfg(unix)]
+pub mod linux;
+#[cfg(unix)]
 mod matcher;
 #[cfg(unix)]
 mod paths;

@@ -1,6 +1,7 @@
 //! The emulated devices of a Linux personality (virtual GICv3 and SBSA UART),
 //! and which guest address reaches which.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::dev::sbsa_uart::SbsaUart;
@@ -37,7 +38,14 @@ pub struct Devices {
     pub vgic: Vgic,
     /// The virtual UART (ttyAMA0).
     pub uart: SbsaUart,
+    /// Typed bytes waiting for room in the UART's receive FIFO: the physical
+    /// console delivers faster than a 32-byte FIFO drains, and a real UART's
+    /// flow control is not there to hold them back.
+    input: VecDeque<u8>,
 }
+
+/// Most typed bytes held for a personality beyond its UART FIFO.
+pub const INPUT_QUEUE_BYTES: usize = 4096;
 
 impl Devices {
     /// Devices for a personality with `vcpus` vCPUs.
@@ -48,6 +56,7 @@ impl Devices {
         Ok(Devices {
             vgic: Vgic::new(vcpus, SPIS)?,
             uart: SbsaUart::new(),
+            input: VecDeque::new(),
         })
     }
 
@@ -93,16 +102,31 @@ impl Devices {
         };
         if window == Window::Uart {
             effects.output.extend(self.uart.take_output());
+            self.refill_input();
             self.update_uart_line();
         }
         Some(result)
     }
 
-    /// Feeds typed bytes to the UART; returns how many fit.
+    /// Feeds typed bytes to the UART, queueing what its FIFO cannot take yet;
+    /// returns how many were accepted (the rest is dropped: the queue is full).
     pub fn input(&mut self, bytes: &[u8]) -> usize {
-        let taken = self.uart.push_input(bytes);
+        let room = INPUT_QUEUE_BYTES.saturating_sub(self.input.len());
+        let accepted = bytes.len().min(room);
+        self.input.extend(bytes.iter().take(accepted));
+        self.refill_input();
         self.update_uart_line();
-        taken
+        accepted
+    }
+
+    /// Moves queued input into the UART's receive FIFO as far as it has room.
+    fn refill_input(&mut self) {
+        while let Some(&byte) = self.input.front() {
+            if self.uart.push_input(&[byte]) == 0 {
+                break;
+            }
+            self.input.pop_front();
+        }
     }
 
     /// Carries the UART's interrupt output to its SPI.
@@ -114,6 +138,7 @@ impl Devices {
     pub fn reset(&mut self) {
         self.vgic.reset();
         self.uart.reset();
+        self.input.clear();
     }
 }
 
@@ -154,5 +179,29 @@ mod tests {
         assert!(devices.uart.irq_level());
         let read = devices.access(0x0900_0000, Width::Word, None, &mut effects);
         assert_eq!(read, Some(Ok(u64::from(b'a'))));
+    }
+
+    #[test]
+    fn typed_input_beyond_the_fifo_waits_in_order() {
+        let mut devices = Devices::new(2).unwrap();
+        let mut effects = Effects::default();
+        let typed: Vec<u8> = (0..200u8).collect();
+        assert_eq!(devices.input(&typed), 200);
+        let mut received = Vec::new();
+        // Read UARTDR until UARTFR.RXFE (bit 4) says empty.
+        let receive_empty = |devices: &mut Devices, effects: &mut Effects| {
+            let flags = devices.access(0x0900_0018, Width::Word, None, effects);
+            flags
+                .and_then(Result::ok)
+                .is_none_or(|flags| flags & 0x10 != 0)
+        };
+        while !receive_empty(&mut devices, &mut effects) {
+            let Some(Ok(byte)) = devices.access(0x0900_0000, Width::Word, None, &mut effects)
+            else {
+                panic!("DR read failed");
+            };
+            received.push(byte as u8);
+        }
+        assert_eq!(received, typed);
     }
 }

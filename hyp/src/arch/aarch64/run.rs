@@ -141,7 +141,6 @@ fn kick_vcpus(vm: &Personality, mask: u64) {
 /// Acts on every pending physical interrupt. `current` is the vCPU this CPU
 /// was running, if any.
 fn handle_interrupts(current: Option<(&Personality, usize)>) {
-    let mut typed = false;
     gic::handle_pending(|intid| match intid {
         gic::VIRTUAL_TIMER_INTID => {
             // The guest's virtual timer fired: mask it (the guest unmasks it
@@ -154,7 +153,9 @@ fn handle_interrupts(current: Option<(&Personality, usize)>) {
                 }
             }
         }
-        intid if intid == gic::spi_intid(CONSOLE_UART_SPI) => typed = true,
+        // Level-sensitive: drain the UART before the interrupt ends, or it
+        // is still asserted and comes straight back.
+        intid if intid == gic::spi_intid(CONSOLE_UART_SPI) => console_input(),
         gic::MAINTENANCE_INTID => {
             // Level-sensitive: it stays asserted until the list registers no
             // longer underflow or hold a deactivated interrupt, so bring them
@@ -168,9 +169,6 @@ fn handle_interrupts(current: Option<(&Personality, usize)>) {
         // looks at the vCPU and the vGIC again.
         _ => {}
     });
-    if typed {
-        console_input();
-    }
 }
 
 /// The physical console UART's SPI on the virt board.

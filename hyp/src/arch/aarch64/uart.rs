@@ -48,6 +48,10 @@ pub fn read_input(buffer: &mut [u8]) -> usize {
     let Some(uart) = guard.as_mut() else {
         return 0;
     };
+    // Acknowledge first, then drain: a byte that arrives after the last read
+    // raises the interrupt again. Clearing after draining could swallow it and
+    // leave it in the FIFO for ever.
+    uart.clear_receive_interrupt();
     let mut count = 0;
     for slot in buffer.iter_mut() {
         match uart.read_byte() {
@@ -58,7 +62,6 @@ pub fn read_input(buffer: &mut [u8]) -> usize {
             None => break,
         }
     }
-    uart.clear_receive_interrupt();
     count
 }
 

@@ -1,0 +1,111 @@
+//! Boots Janus with the two Linux personalities and drives their shells.
+
+use std::time::Duration;
+
+use crate::probe::wait_for_all;
+use crate::{image_path, Qemu, QemuConfig};
+
+/// How long a Linux personality may take to reach its shell (TCG, loaded host).
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long one shell command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The hotkey prefix (Ctrl-]).
+pub const HOTKEY: u8 = 0x1d;
+
+/// A running Janus with both Linux personalities.
+pub struct Linux {
+    /// The QEMU running it.
+    pub qemu: Qemu,
+    commands: u32,
+}
+
+impl Linux {
+    /// Starts Janus with `bundle` (default: `target/images/linux.bundle`).
+    ///
+    /// # Panics
+    /// When QEMU cannot start.
+    pub fn boot_bundle(bundle: std::path::PathBuf) -> Linux {
+        let mut config = QemuConfig::new(image_path("janus.bin"));
+        config.initrd = Some(bundle);
+        config.timeout = Duration::from_secs(600);
+        Linux {
+            qemu: Qemu::start(config).expect("start QEMU"),
+            commands: 0,
+        }
+    }
+
+    /// Starts Janus with the default Linux bundle and waits for `personal`'s shell.
+    ///
+    /// # Panics
+    /// When it does not come up.
+    pub fn boot() -> Linux {
+        let mut linux = Linux::boot_bundle(image_path("linux.bundle"));
+        linux.wait_shell("personal");
+        linux
+    }
+
+    /// Waits until personality `name` has said it is ready and its shell has
+    /// shown a prompt (it reads the console from then on).
+    ///
+    /// # Panics
+    /// When it does not come up.
+    pub fn wait_shell(&mut self, name: &str) {
+        self.wait(&format!("{name}: ready"), BOOT_TIMEOUT);
+        self.wait(&format!("{name}:~# "), BOOT_TIMEOUT);
+    }
+
+    /// Waits for `needle` anywhere in the console output.
+    ///
+    /// # Panics
+    /// On a timeout, a Janus panic or QEMU exiting.
+    pub fn wait(&mut self, needle: &str, timeout: Duration) {
+        if let Err(error) = wait_for_all(&mut self.qemu, &[needle], timeout) {
+            panic!("{error}");
+        }
+    }
+
+    /// Makes personality `index` (0 = personal, 1 = work) the foreground.
+    ///
+    /// # Panics
+    /// When Janus does not confirm the switch.
+    pub fn switch_to(&mut self, index: usize, name: &str) {
+        let key = b'1' + u8::try_from(index).expect("small index");
+        self.qemu.send(&[HOTKEY, key]).expect("send hotkey");
+        let confirmed = format!("[janus] foreground: {name}");
+        self.qemu
+            .expect(&confirmed, COMMAND_TIMEOUT)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    /// Runs `command` in the foreground shell and returns what it printed
+    /// (carriage returns removed, surrounding whitespace trimmed).
+    ///
+    /// # Panics
+    /// When the command does not finish in time.
+    pub fn run(&mut self, command: &str) -> String {
+        self.commands += 1;
+        let tag = 1000 + self.commands;
+        // The shell computes the markers, so the echoed command line never
+        // contains them and only the command's own output lies between them.
+        self.qemu
+            .send_line(&format!(
+                "echo B$((1000+{})); {command}; echo E$((1000+{}))",
+                self.commands, self.commands
+            ))
+            .expect("send command");
+        let begin = format!("B{tag}");
+        let end = format!("E{tag}");
+        self.qemu
+            .expect(&begin, COMMAND_TIMEOUT)
+            .unwrap_or_else(|error| panic!("{command}: {error}"));
+        let text = self
+            .qemu
+            .expect(&end, COMMAND_TIMEOUT)
+            .unwrap_or_else(|error| panic!("{command}: {error}"));
+        text.trim_end_matches(&end)
+            .replace('\r', "")
+            .trim()
+            .to_string()
+    }
+}
