@@ -79,7 +79,8 @@ impl Linux {
     }
 
     /// Runs `command` in the foreground shell and returns what it printed
-    /// (carriage returns removed, surrounding whitespace trimmed).
+    /// (carriage returns removed, surrounding whitespace trimmed, and Janus'
+    /// own `[janus]` lines, which may arrive in between, left out).
     ///
     /// # Panics
     /// When the command does not finish in time.

@@ -1,0 +1,163 @@
+//! Two Linux personalities side by side: SMP, time, timer interrupts, reboot
+//! and power-off of one while the other keeps answering, and isolation as
+//! Linux sees it.
+
+use qemu_virt_tests::linux::{Linux, BOOT_TIMEOUT};
+
+fn uptime_pair(linux: &mut Linux, command: &str) -> (f64, f64) {
+    let text = linux.run(command);
+    let values: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    match values[..] {
+        [a, b] => (a, b),
+        _ => panic!("unexpected uptime output {text:?}"),
+    }
+}
+
+#[test]
+fn each_personality_has_two_cpus_and_a_clock_that_starts_near_zero() {
+    let mut linux = Linux::boot();
+    assert_eq!(linux.run("nproc"), "2");
+    let (uptime, _) = uptime_pair(&mut linux, "cut -d' ' -f1 /proc/uptime; echo 0");
+    assert!(
+        uptime < 60.0,
+        "personal's clock did not start near zero: {uptime}"
+    );
+    linux.switch_to(1, "work");
+    linux.wait_shell("work");
+    assert_eq!(linux.run("nproc"), "2");
+    assert_eq!(linux.run("grep -c ^processor /proc/cpuinfo"), "2");
+}
+
+#[test]
+fn sleep_one_second_takes_about_one_second_of_guest_time() {
+    let mut linux = Linux::boot();
+    let (before, after) = uptime_pair(
+        &mut linux,
+        "a=$(cut -d' ' -f1 /proc/uptime); sleep 1; b=$(cut -d' ' -f1 /proc/uptime); echo $a $b",
+    );
+    let elapsed = after - before;
+    assert!(
+        (0.95..1.5).contains(&elapsed),
+        "sleep 1 took {elapsed} s of guest time"
+    );
+}
+
+/// The per-CPU counts on the virtual timer's line of /proc/interrupts.
+fn timer_counts(linux: &mut Linux) -> Vec<u64> {
+    let line = linux.run("grep arch_timer /proc/interrupts");
+    line.split_whitespace()
+        .skip(1)
+        .take(2)
+        .map(|count| {
+            count
+                .parse()
+                .unwrap_or_else(|_| panic!("bad line {line:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn virtual_timer_interrupts_arrive_on_both_cpus() {
+    let mut linux = Linux::boot();
+    let before = timer_counts(&mut linux);
+    // Keep both vCPUs busy so neither sleeps tickless through the interval.
+    linux.run("(i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done) & (i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done) & sleep 1; wait");
+    let after = timer_counts(&mut linux);
+    assert_eq!(before.len(), 2);
+    for cpu in 0..2 {
+        assert!(
+            after[cpu] > before[cpu],
+            "CPU {cpu}: {before:?} -> {after:?}"
+        );
+    }
+}
+
+#[test]
+fn reboot_of_work_leaves_personal_answering() {
+    let mut linux = Linux::boot();
+    linux.switch_to(1, "work");
+    linux.wait_shell("work");
+    linux.qemu.send_line("reboot -f").expect("send");
+    linux.wait("[janus] work: system reset", BOOT_TIMEOUT);
+    linux.wait("[janus] work: restarted", BOOT_TIMEOUT);
+    linux.switch_to(0, "personal");
+    assert_eq!(linux.run("hostname"), "personal");
+    linux.switch_to(1, "work");
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    while linux.qemu.output().matches("work: ready").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "work did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    linux.wait_shell("work");
+    assert_eq!(linux.run("hostname"), "work");
+    linux.switch_to(0, "personal");
+    assert_eq!(linux.run("hostname"), "personal");
+}
+
+#[test]
+fn poweroff_of_one_leaves_the_other_running() {
+    let mut linux = Linux::boot();
+    linux.switch_to(1, "work");
+    linux.wait_shell("work");
+    linux.qemu.send_line("poweroff -f").expect("send");
+    linux.wait("[janus] work: system off", BOOT_TIMEOUT);
+    linux.switch_to(0, "personal");
+    assert_eq!(linux.run("hostname"), "personal");
+    assert_eq!(linux.run("nproc"), "2");
+    assert!(linux.qemu.is_running());
+    assert!(!linux.qemu.output().contains("powering the board off"));
+    // Now personal too: the board powers off and QEMU exits cleanly.
+    linux.qemu.send_line("poweroff -f").expect("send");
+    let status = linux.qemu.wait_exit(BOOT_TIMEOUT).expect("QEMU exits");
+    assert!(status.success(), "{status:?}");
+}
+
+/// `devmem ADDRESS` in the foreground shell: its output and exit status.
+fn devmem(linux: &mut Linux, address: &str) -> String {
+    linux.run(&format!("devmem {address} 32; echo status=$?"))
+}
+
+#[test]
+fn devmem_of_other_memory_faults_only_that_process() {
+    let mut linux = Linux::boot();
+    let output = linux.qemu.output();
+    let ram_of = |name: &str| -> String {
+        let line = output
+            .lines()
+            .find(|line| line.starts_with(&format!("[janus] {name}: RAM ")))
+            .unwrap_or_else(|| panic!("no memory map for {name}"));
+        let start = line
+            .split("RAM ")
+            .nth(1)
+            .and_then(|rest| rest.split('-').next());
+        start.expect("RAM start").to_string()
+    };
+    let personal_ram = ram_of("personal");
+    linux.switch_to(1, "work");
+    linux.wait_shell("work");
+    // SIGBUS kills devmem (status 128 + 7); the shell and work go on.
+    for address in [personal_ram.as_str(), "0x40200000"] {
+        let result = devmem(&mut linux, address);
+        assert!(
+            result.contains("status=135"),
+            "devmem {address}: {result:?}"
+        );
+        assert!(result.contains("Bus error"), "devmem {address}: {result:?}");
+    }
+    assert_eq!(linux.run("hostname"), "work");
+    let reports = linux.qemu.output();
+    let personal_ipa = format!("[janus] work: read of IPA {personal_ram}");
+    assert!(
+        reports.contains(&personal_ipa),
+        "Janus did not report {personal_ipa}"
+    );
+    assert!(reports.contains("[janus] work: read of IPA 0x40200000"));
+    linux.switch_to(0, "personal");
+    assert_eq!(linux.run("hostname"), "personal");
+}
