@@ -221,9 +221,6 @@ fn primary(dtb: u64) -> ! {
     IMAGES.call_once(|| images);
     let vms = PERSONALITIES.call_once(|| vms);
     ASSIGNMENTS.call_once(|| assignments);
-    for vm in vms {
-        restart(vm);
-    }
 
     // SAFETY: the device tree names the GICv3 frames; the boot map has them as
     // Device memory and only this driver uses them.
@@ -342,8 +339,9 @@ fn guest_image(
 }
 
 /// (Re)starts a personality: clears its RAM, loads kernel, initrd and device
-/// tree, and starts vCPU 0 at the kernel with x0 = device tree. Runs when none
-/// of its vCPUs is running.
+/// tree, and starts vCPU 0 at the kernel with x0 = device tree. Runs on the
+/// physical CPU of its vCPU 0 when none of its vCPUs is running, so that
+/// personalities load in parallel.
 pub fn restart(vm: &'static Personality) {
     let image = stage2(vm);
     // SAFETY: the range is this personality's RAM and none of its vCPUs runs.
@@ -357,12 +355,14 @@ pub fn restart(vm: &'static Personality) {
     if let Some(devices) = &vm.devices {
         devices.lock().reset();
     }
-    let was_resetting = vm.state() == VmState::Resetting;
+    let first_start = vm.state() == VmState::Starting;
     vm.set_state(VmState::Running);
     if let Some(first) = vm.vcpus.first() {
         let _ = first.request_on(image.kernel_ipa, image.dtb_ipa);
     }
-    if was_resetting {
-        janus_println!("{}: restarted", vm.name);
-    }
+    janus_println!(
+        "{}: {}",
+        vm.name,
+        if first_start { "started" } else { "restarted" }
+    );
 }

@@ -24,6 +24,9 @@ pub struct QemuConfig {
     pub gic_version: u8,
     /// Number of CPUs, `-smp`.
     pub smp: u32,
+    /// `virtualization=` of the virt machine: on (EL2, for Janus) unless a test
+    /// boots a guest kernel natively as a baseline.
+    pub virtualization: bool,
     /// RAM size as QEMU spells it, `-m` (`"2G"`, `"512M"`).
     pub memory: String,
     /// `-icount shift=N`: virtual time counts instructions, for deterministic figures.
@@ -42,6 +45,7 @@ impl QemuConfig {
             initrd: None,
             gic_version: 3,
             smp: 4,
+            virtualization: true,
             memory: "2G".to_owned(),
             icount_shift: None,
             extra_args: Vec::new(),
@@ -58,7 +62,12 @@ impl QemuConfig {
     pub fn args(&self, qmp_socket: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "-M".into(),
-            format!("virt,virtualization=on,gic-version={}", self.gic_version).into(),
+            format!(
+                "virt,virtualization={},gic-version={}",
+                if self.virtualization { "on" } else { "off" },
+                self.gic_version
+            )
+            .into(),
             "-cpu".into(),
             "cortex-a72".into(),
             "-smp".into(),

@@ -20,6 +20,16 @@ pub enum VmState {
     Off = 1,
     /// Stopping so that it can be started again from a fresh image (SYSTEM_RESET).
     Resetting = 2,
+    /// Waiting for its first start (the physical CPU of its vCPU 0 loads it, so
+    /// personalities load in parallel).
+    Starting = 3,
+}
+
+impl VmState {
+    /// Whether it waits to be (re)loaded and started.
+    pub fn awaits_start(self) -> bool {
+        matches!(self, VmState::Resetting | VmState::Starting)
+    }
 }
 
 /// Longest console line a personality can print through the hypercall before
@@ -69,7 +79,7 @@ impl Personality {
             ram_base,
             ram_size,
             vcpus: pcpus.iter().map(|&pcpu| VcpuSlot::new(pcpu)).collect(),
-            state: AtomicU8::new(VmState::Running as u8),
+            state: AtomicU8::new(VmState::Starting as u8),
             console: Mutex::new(Vec::new()),
             devices: devices.map(Mutex::new),
         }
@@ -80,6 +90,7 @@ impl Personality {
         match self.state.load(Ordering::Acquire) {
             0 => VmState::Running,
             2 => VmState::Resetting,
+            3 => VmState::Starting,
             _ => VmState::Off,
         }
     }

@@ -33,14 +33,49 @@ pub unsafe fn copy_to_guest(address: u64, data: &[u8]) {
     clean_to_poc(address, data.len() as u64);
 }
 
-/// Zeroes guest memory and cleans it to the point of coherency.
+/// Zeroes guest memory and cleans it to the point of coherency, so that a
+/// guest reading with its MMU off sees the zeros and not what was there.
+///
+/// Whole blocks go through DC ZVA (a cache line of zeros per instruction,
+/// eight times fewer instructions than stores: most of a personality's start
+/// time under emulation); the ragged ends, if any, through plain stores.
 ///
 /// # Safety
 /// The range must be RAM of a personality that is not running.
 pub unsafe fn zero_guest(address: u64, len: u64) {
+    let Some(block) = zva_block_bytes() else {
+        // SAFETY: the caller guarantees the range is ours to write and not in use.
+        unsafe { core::ptr::write_bytes(address as *mut u8, 0, len as usize) };
+        clean_to_poc(address, len);
+        return;
+    };
+    let end = address.saturating_add(len);
+    let first = address.next_multiple_of(block).min(end);
+    let last = (end / block * block).max(first);
     // SAFETY: the caller guarantees the range is ours to write and not in use.
-    unsafe { core::ptr::write_bytes(address as *mut u8, 0, len as usize) };
-    clean_to_poc(address, len);
+    unsafe {
+        core::ptr::write_bytes(address as *mut u8, 0, (first - address) as usize);
+        core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
+    }
+    let mut line = first;
+    while line < last {
+        // SAFETY: DC ZVA zeroes exactly one block inside the caller's range;
+        // DC CVAC then writes that line back to memory.
+        unsafe { asm!("dc zva, {line}", "dc cvac, {line}", line = in(reg) line, options(nostack)) };
+        line += block;
+    }
+    clean_to_poc(address, first - address);
+    clean_to_poc(last, end - last);
+}
+
+/// Bytes DC ZVA zeroes (DCZID_EL0.BS: log2 of the size in words), or `None`
+/// when DCZID_EL0.DZP prohibits it.
+fn zva_block_bytes() -> Option<u64> {
+    const DZP: u64 = 1 << 4;
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { asm!("mrs {v}, dczid_el0", v = out(reg) dczid, options(nomem, nostack)) };
+    (dczid & DZP == 0).then(|| 4 << (dczid & 0xf))
 }
 
 /// Cleans data cache lines covering `[address, address + len)` to the point of

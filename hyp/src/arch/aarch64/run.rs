@@ -271,7 +271,7 @@ pub fn idle(cpu: &mut percpu::PerCpu) -> ! {
             halt();
         }
         if let Some((vm, vcpu)) = boot::assignment(cpu.index) {
-            if vcpu == 0 && vm.state() == VmState::Resetting && vm.quiescent() {
+            if vcpu == 0 && vm.state().awaits_start() && vm.quiescent() {
                 boot::restart(vm);
             }
             if vm.state() == VmState::Running {

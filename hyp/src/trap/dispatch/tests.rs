@@ -84,6 +84,7 @@ fn vm() -> Personality {
         &[2, 3],
         None,
     );
+    vm.set_state(VmState::Running);
     let _ = vm.vcpus[0].request_on(RAM, 0);
     let _ = vm.vcpus[0].take_pending();
     vm.vcpus[0].set_running(true);
@@ -320,6 +321,7 @@ fn linux_vm() -> Personality {
         &[0, 1],
         Some(devices),
     );
+    vm.set_state(VmState::Running);
     let _ = vm.vcpus[0].request_on(RAM, 0);
     let _ = vm.vcpus[0].take_pending();
     vm
