@@ -235,11 +235,18 @@ fn main() {
         native.push(boot_native());
     }
     let (both, native) = (median(both), median(native));
-    metrics.push(Metric::new("boot_both_shells", both, "seconds"));
     metrics.push(Metric {
         baseline: Some((native, "same kernel and initrd alone, no Janus, same QEMU, 2 vCPUs, 256 MiB, measured in this run")),
+        ..Metric::new("boot_both_shells", both, "seconds")
+    });
+    metrics.push(Metric {
         target: Some(1.10),
-        ..Metric::new("boot_ratio_vs_native", both, "seconds")
+        detail_name: "seconds_x1000",
+        detail: vec![
+            ("janus_both".to_string(), (both * 1000.0) as u64),
+            ("native_one".to_string(), (native * 1000.0) as u64),
+        ],
+        ..Metric::new("boot_ratio_vs_native", both / native, "ratio")
     });
     for (name, causes) in exits {
         let total = causes.iter().map(|(_, count)| count).sum::<u64>() as f64;
