@@ -12,8 +12,6 @@ extern crate alloc;
 #[cfg(target_arch = "aarch64")]
 pub mod arch;
 pub mod board;
-#[cfg(target_arch = "aarch64")]
-pub mod boot;
 pub mod console;
 pub mod dev;
 pub mod mm;

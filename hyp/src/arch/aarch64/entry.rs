@@ -39,7 +39,7 @@ global_asm!(
     TCR = const TCR_EL2_VALUE,
     SCTLR = const SCTLR_EL2_VALUE,
     BOOT_TABLE = sym BOOT_TABLE,
-    RUST_ENTRY = sym crate::boot::rust_entry,
+    RUST_ENTRY = sym super::boot::rust_entry,
 );
 
 unsafe extern "C" {

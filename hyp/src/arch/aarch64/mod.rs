@@ -2,6 +2,7 @@
 //! the physical GIC, firmware calls, guest memory and the guest run loop.
 //! The only place in Janus with `asm!`, `global_asm!` and raw pointers.
 
+pub mod boot;
 pub mod context;
 pub mod entry;
 pub mod exception;

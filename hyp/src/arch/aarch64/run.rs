@@ -12,11 +12,11 @@ use aarch64_cpu::registers::{
     VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 
+use super::boot;
 use super::context::El1Context;
 use super::exception::halt;
 use super::vectors::{enter_guest, ExitKind};
 use super::{firmware, gic, ich, memory, percpu, uart};
-use crate::boot;
 use crate::trap::dispatch::{self, Action, Services};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
