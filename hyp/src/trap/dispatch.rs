@@ -117,7 +117,10 @@ pub fn handle_exit(
                 // single-security-state guest and are ignored.
                 if access.op2 == SGI1R_OP2 {
                     if let Some(devices) = &vm.devices {
-                        devices.lock().vgic.write_sgi1r(vcpu, regs.get(access.rt));
+                        devices
+                            .lock()
+                            .vgic
+                            .sgi_register_write(vcpu, regs.get(access.rt));
                     }
                 }
                 regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);

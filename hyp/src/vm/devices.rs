@@ -5,7 +5,9 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::dev::sbsa_uart::SbsaUart;
-use crate::dev::vgic::{Vgic, VgicError};
+use alloc::boxed::Box;
+
+use crate::dev::vgic::{GicFrame, Vgic, VgicError, VirtualGic};
 use crate::dev::{DevError, MmioDevice, Width};
 use crate::vm::devicetree::layout::{
     GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE, UART_SPI,
@@ -34,8 +36,8 @@ pub struct Effects {
 /// A Linux personality's devices; behind the personality's lock.
 #[derive(Debug)]
 pub struct Devices {
-    /// The virtual GICv3.
-    pub vgic: Vgic,
+    /// The virtual interrupt controller (a GICv3 model today).
+    pub vgic: Box<dyn VirtualGic>,
     /// The virtual UART (ttyAMA0).
     pub uart: SbsaUart,
     /// Typed bytes waiting for room in the UART's receive FIFO: the physical
@@ -54,7 +56,7 @@ impl Devices {
     /// When the vGIC cannot have that many vCPUs.
     pub fn new(vcpus: usize) -> Result<Devices, VgicError> {
         Ok(Devices {
-            vgic: Vgic::new(vcpus, SPIS)?,
+            vgic: Box::new(Vgic::new(vcpus, SPIS)?),
             uart: SbsaUart::new(),
             input: VecDeque::new(),
         })
@@ -65,7 +67,7 @@ impl Devices {
         if let Some(offset) = inside(GICD_BASE, GICD_SIZE) {
             return Some((Window::Distributor, offset));
         }
-        if let Some(offset) = inside(GICR_BASE, self.vgic.redist_region_bytes()) {
+        if let Some(offset) = inside(GICR_BASE, self.vgic.frame_bytes(GicFrame::Redistributors)) {
             return Some((Window::Redistributors, offset));
         }
         inside(UART_BASE, UART_SIZE).map(|offset| (Window::Uart, offset))
@@ -89,14 +91,18 @@ impl Devices {
     ) -> Option<Result<u64, DevError>> {
         let (window, offset) = self.window(ipa)?;
         let result = match (window, write) {
-            (Window::Distributor, None) => self.vgic.dist_read(offset, width),
-            (Window::Distributor, Some(value)) => {
-                self.vgic.dist_write(offset, width, value).map(|()| 0)
+            (Window::Distributor, None) => self.vgic.read(GicFrame::Distributor, offset, width),
+            (Window::Distributor, Some(value)) => self
+                .vgic
+                .write(GicFrame::Distributor, offset, width, value)
+                .map(|()| 0),
+            (Window::Redistributors, None) => {
+                self.vgic.read(GicFrame::Redistributors, offset, width)
             }
-            (Window::Redistributors, None) => self.vgic.redist_read(offset, width),
-            (Window::Redistributors, Some(value)) => {
-                self.vgic.redist_write(offset, width, value).map(|()| 0)
-            }
+            (Window::Redistributors, Some(value)) => self
+                .vgic
+                .write(GicFrame::Redistributors, offset, width, value)
+                .map(|()| 0),
             (Window::Uart, None) => self.uart.read(offset, width),
             (Window::Uart, Some(value)) => self.uart.write(offset, width, value).map(|()| 0),
         };

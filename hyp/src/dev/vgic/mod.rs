@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod controller;
 mod delivery;
 mod distributor;
 mod input;
@@ -47,6 +48,7 @@ mod linux_init_tests;
 use alloc::vec;
 use alloc::vec::Vec;
 
+pub use controller::{GicFrame, VirtualGic};
 pub use distributor::DistributorView;
 pub use redistributor::RedistributorView;
 
