@@ -104,9 +104,11 @@ impl Linux {
             .qemu
             .expect(&end, COMMAND_TIMEOUT)
             .unwrap_or_else(|error| panic!("{command}: {error}"));
-        text.trim_end_matches(&end)
-            .replace('\r', "")
-            .trim()
-            .to_string()
+        let text = text.trim_end_matches(&end).replace('\r', "");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.contains("[janus] "))
+            .collect();
+        lines.join("\n").trim().to_string()
     }
 }

@@ -7,6 +7,7 @@ pub mod mux;
 
 use alloc::boxed::Box;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
 
@@ -22,10 +23,17 @@ pub fn install(sink: Box<dyn Write + Send>) {
     *SINK.lock() = Some(sink);
 }
 
+/// Whether the last byte a personality's raw output put on the console was
+/// not a newline: Janus then starts its own line on a fresh one.
+static MID_LINE: AtomicBool = AtomicBool::new(false);
+
 /// Prints `[janus] <message>` on its own line.
 pub fn report(message: fmt::Arguments) {
     let mut sink = SINK.lock();
     if let Some(sink) = sink.as_mut() {
+        if MID_LINE.swap(false, Ordering::Relaxed) {
+            let _ = sink.write_char('\n');
+        }
         // A console that fails to write has nowhere to report it: drop the line.
         let _ = writeln!(sink, "{PREFIX}{message}");
     }
@@ -86,6 +94,9 @@ pub fn init_mux(raw: fn(&[u8]), names: &[&str]) {
 fn raw_out(bytes: &[u8]) {
     if let Some(raw) = RAW.get() {
         raw(bytes);
+        if let Some(&last) = bytes.last() {
+            MID_LINE.store(last != b'\n', Ordering::Relaxed);
+        }
     }
 }
 
