@@ -346,7 +346,7 @@ pub fn restart(vm: &'static Personality) {
     let image = stage2(vm);
     // SAFETY: the range is this personality's RAM and none of its vCPUs runs.
     unsafe {
-        memory::zero_guest(vm.ram_base, vm.ram_size);
+        memory::scrub_guest(vm.ram_base, vm.ram_size);
         memory::copy_to_guest(image.kernel_ipa, image.kernel);
         memory::copy_to_guest(image.initrd_ipa, image.initrd);
         memory::copy_to_guest(image.dtb_ipa, &image.dtb);

@@ -68,6 +68,50 @@ pub unsafe fn zero_guest(address: u64, len: u64) {
     clean_to_poc(last, end - last);
 }
 
+/// Bytes per check in `scrub_guest`.
+const SCRUB_PAGE_BYTES: u64 = 4096;
+
+/// Makes guest memory read as zero to every observer: pages that are not zero
+/// already are zeroed; every line is cleaned to the point of coherency, so a
+/// guest reading with its MMU off cannot see older data behind a cached zero.
+///
+/// Reading first is what makes a personality's first start cheap where RAM
+/// is still untouched (QEMU backs it with the host's zero page until it is
+/// written): writing zeros there would make the host allocate all of it.
+///
+/// # Safety
+/// The range must be RAM of a personality that is not running, page aligned.
+pub unsafe fn scrub_guest(address: u64, len: u64) {
+    let mut page = address;
+    let end = address.saturating_add(len);
+    while page < end {
+        let size = SCRUB_PAGE_BYTES.min(end - page);
+        // SAFETY: the caller guarantees the range is RAM nobody else uses now;
+        // a page is 8-byte aligned, so its words can be read as u64.
+        let words = unsafe { core::slice::from_raw_parts(page as *const u64, (size / 8) as usize) };
+        if words.iter().all(|&word| word == 0) {
+            clean_to_poc_lines(page, size);
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { zero_guest(page, size) };
+        }
+        page += size;
+    }
+    // SAFETY: barriers change no data.
+    unsafe { asm!("dsb sy", options(nostack)) };
+}
+
+/// DC CVAC over a range, without the barriers (the caller issues one at the end).
+fn clean_to_poc_lines(address: u64, len: u64) {
+    let mut line = address & !(CACHE_LINE - 1);
+    let end = address.saturating_add(len);
+    while line < end {
+        // SAFETY: DC CVAC only writes back cache contents; it changes no data.
+        unsafe { asm!("dc cvac, {line}", line = in(reg) line, options(nostack)) };
+        line += CACHE_LINE;
+    }
+}
+
 /// Bytes DC ZVA zeroes (DCZID_EL0.BS: log2 of the size in words), or `None`
 /// when DCZID_EL0.DZP prohibits it.
 fn zva_block_bytes() -> Option<u64> {
