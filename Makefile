@@ -16,7 +16,7 @@ QEMU := qemu-system-aarch64
 QEMU_MACHINE := -M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 2G -nographic
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all prereqs images run run-probe test unit-tests lint qemu-tests bench clean
+.PHONY: all prereqs images run run-probe test unit-tests lint qemu-tests bench fuzz clean
 
 all: images
 
@@ -105,6 +105,18 @@ qemu-tests: images .prereqs-qemu
 # --- bench -----------------------------------------------------------------
 bench: images .prereqs-qemu
 	$(CARGO) run --release -q -p qemu-virt-tests --bin bench
+
+# --- fuzz ------------------------------------------------------------------
+# Coverage-guided fuzzing of the parsers of guest and loader bytes (hyp/fuzz),
+# on stable Rust without a sanitizer; FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := bundle esr guest_mmio
+
+fuzz: .prereqs-rust
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd hyp && for target in $(FUZZ_TARGETS); do \
+		$(CARGO) fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
