@@ -217,12 +217,18 @@ impl Vgic {
 }
 
 /// The list register value for `irq` in `state`.
+///
+/// EOI maintenance is asked for only while a level-sensitive interrupt's line
+/// is high: only then must its deactivation be seen, to deliver it again. A
+/// level-configured interrupt pended once (the virtual timer, which Janus
+/// masks and raises as an event; a GICD_ISPENDR write) needs no exit on EOI,
+/// which halves the exits of each timer tick.
 fn encode(intid: u32, irq: &IrqState, state: LrState) -> u64 {
     ListRegister {
         intid,
         priority: irq.priority,
         group1: irq.group1,
-        eoi_maintenance: irq.trigger == Trigger::Level,
+        eoi_maintenance: irq.trigger == Trigger::Level && irq.line,
         hardware: false,
         state,
     }
