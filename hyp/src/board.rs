@@ -20,6 +20,17 @@ pub enum PsciMethod {
     Hvc,
 }
 
+/// A hardware key on a PL061 GPIO line (the virt board's power button).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HardwareKey {
+    /// PL061 base address.
+    pub base: u64,
+    /// The PL061's SPI number.
+    pub spi: u32,
+    /// The key's GPIO line.
+    pub line: u8,
+}
+
 /// The parts of the board Janus uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Board {
@@ -39,6 +50,38 @@ pub struct Board {
     pub psci: PsciMethod,
     /// The boot bundle the loader placed as the initrd: (start, end).
     pub initrd: Option<(u64, u64)>,
+    /// The hardware key that switches personalities, if the board has one.
+    pub key: Option<HardwareKey>,
+}
+
+/// The big-endian 32-bit cells of a property.
+fn cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    value
+        .chunks_exact(4)
+        .filter_map(|cell| <[u8; 4]>::try_from(cell).ok().map(u32::from_be_bytes))
+}
+
+/// The first `gpio-keys` key wired to a PL061: its controller, SPI and line.
+fn hardware_key(fdt: &Fdt<'_>) -> Option<HardwareKey> {
+    let gpio = fdt.find_compatible(&["arm,pl061"])?;
+    let base = gpio.reg()?.next()?.starting_address as u64;
+    // interrupts = <type number flags>; type 0 is an SPI.
+    let mut interrupt = cells(gpio.property("interrupts")?.value);
+    let (kind, spi) = (interrupt.next()?, interrupt.next()?);
+    if kind != 0 {
+        return None;
+    }
+    let phandle = gpio.property("phandle")?.as_usize()? as u32;
+    let keys = fdt.find_compatible(&["gpio-keys"])?;
+    let line = keys.children().find_map(|key| {
+        let mut specifier = cells(key.property("gpios")?.value);
+        (specifier.next()? == phandle).then(|| specifier.next())?
+    })?;
+    Some(HardwareKey {
+        base,
+        spi,
+        line: u8::try_from(line).ok()?,
+    })
 }
 
 /// What is missing from the boot device tree.
@@ -116,7 +159,9 @@ impl Board {
             let end = chosen.property("linux,initrd-end")?.as_usize()? as u64;
             (end > start).then_some((start, end))
         });
+        let key = hardware_key(fdt);
         Ok(Board {
+            key,
             model: String::from(fdt.root().model()),
             cpus,
             ram,
@@ -126,5 +171,33 @@ impl Board {
             psci,
             initrd,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QEMU 7.2's own device tree for `-M virt,virtualization=on,gic-version=3
+    /// -cpu cortex-a72 -smp 4 -m 2G` (`dumpdtb=`, compacted with dtc).
+    const QEMU_VIRT: &[u8] = include_bytes!("board/qemu-virt-gicv3-smp4-2g.dtb");
+
+    #[test]
+    fn qemu_virt_board_is_read_from_its_device_tree() {
+        let fdt = Fdt::new(QEMU_VIRT).expect("QEMU's device tree parses");
+        let board = Board::from_fdt(&fdt).expect("board");
+        assert_eq!(board.cpus, [0, 1, 2, 3]);
+        assert_eq!(board.ram, [(0x4000_0000, 2 << 30)]);
+        assert_eq!(board.uart, 0x0900_0000);
+        assert_eq!((board.gicd, board.gicr), (0x0800_0000, 0x080a_0000));
+        assert_eq!(board.psci, PsciMethod::Smc);
+        assert_eq!(
+            board.key,
+            Some(HardwareKey {
+                base: 0x0903_0000,
+                spi: 7,
+                line: 3
+            })
+        );
     }
 }

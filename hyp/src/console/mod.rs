@@ -107,6 +107,13 @@ pub fn uart_output(personality: usize, bytes: &[u8]) {
     }
 }
 
+/// Brings the next personality to the foreground (the hardware key).
+pub fn next_foreground() {
+    if let Some((_, mux)) = MUX.lock().as_mut() {
+        mux.next(&mut raw_out);
+    }
+}
+
 /// The foreground personality.
 pub fn foreground() -> usize {
     MUX.lock().as_ref().map_or(0, |(_, mux)| mux.foreground())

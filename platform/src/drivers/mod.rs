@@ -1,2 +1,3 @@
 //! Drivers for the physical devices Janus owns.
 pub mod pl011;
+pub mod pl061;

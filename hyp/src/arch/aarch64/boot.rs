@@ -233,6 +233,17 @@ fn primary(dtb: u64) -> ! {
         janus_println!(
             "console hotkey: Ctrl-] then Tab (next personality), 1-9, ? (help), s (statistics)"
         );
+        if let Some(key) = board.key {
+            // SAFETY: the device tree names this PL061 as the key's controller;
+            // the boot map has it as Device memory and nothing else uses it.
+            unsafe { arch::key::install(key) };
+            gic::route_spi(key.spi, board.cpus[0]);
+            janus_println!(
+                "hardware key (GPIO line {} at {:#x}): next personality",
+                key.line,
+                key.base
+            );
+        }
         janus_println!("foreground: {}", names.first().copied().unwrap_or("none"));
     }
     percpu::init(0, entry::stacks_base());

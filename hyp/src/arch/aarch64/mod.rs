@@ -10,6 +10,7 @@ pub mod firmware;
 pub mod gic;
 pub mod heap;
 pub mod ich;
+pub mod key;
 pub mod memory;
 pub mod mmu;
 pub mod percpu;

@@ -16,7 +16,7 @@ use super::boot;
 use super::context::El1Context;
 use super::exception::halt;
 use super::vectors::{enter_guest, ExitKind};
-use super::{firmware, gic, ich, memory, percpu, uart};
+use super::{firmware, gic, ich, key, memory, percpu, uart};
 use crate::trap::dispatch::{self, Action, Services};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
@@ -156,6 +156,10 @@ fn handle_interrupts(current: Option<(&Personality, usize)>) {
         // Level-sensitive: drain the UART before the interrupt ends, or it
         // is still asserted and comes straight back.
         intid if intid == gic::spi_intid(CONSOLE_UART_SPI) => console_input(),
+        // The hardware key: a press moves the console to the next personality.
+        intid if key::is_key_interrupt(intid) && key::take_press() => {
+            crate::console::next_foreground();
+        }
         gic::MAINTENANCE_INTID => {
             // Level-sensitive: it stays asserted until the list registers no
             // longer underflow or hold a deactivated interrupt, so bring them
