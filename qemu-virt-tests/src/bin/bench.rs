@@ -142,6 +142,9 @@ fn reserved_bytes() -> f64 {
     (end - start) as f64
 }
 
+/// The personalities' bootargs (`images/personalities.toml`), for native boots.
+const NATIVE_BOOTARGS: &str = "console=ttyAMA0 rdinit=/init quiet";
+
 /// Runs of each boot measurement; the median is reported.
 const BOOT_RUNS: usize = 3;
 
@@ -158,6 +161,32 @@ type Exits = (String, Vec<(String, u64)>);
 fn boot_both_shells() -> (f64, Vec<Exits>) {
     let mut config = QemuConfig::new(image_path("janus.bin"));
     config.initrd = Some(image_path("linux.bundle"));
+    boot_both_with(config)
+}
+
+/// The reference setup of the Xen and Bao figures: one vCPU and 256 MiB per
+/// guest (two physical CPUs), against a one-vCPU native boot.
+fn boot_both_one_vcpu() -> f64 {
+    let root = workspace_root();
+    let kernel = root.join("target/cache/debian/Image");
+    let mut text = String::new();
+    for (index, name) in ["personal", "work"].iter().enumerate() {
+        let initrd = image_path(&format!("{name}.cpio"));
+        text.push_str(&format!(
+            "[[personality]]\nname = \"{name}\"\nkind = \"linux\"\nram_mib = 256\nvcpus = 1\n\
+             cpus = [{index}]\nkernel = \"{}\"\ninitrd = \"{}\"\n\
+             bootargs = \"{NATIVE_BOOTARGS}\"\n\n",
+            kernel.display(),
+            initrd.display()
+        ));
+    }
+    let mut config = QemuConfig::new(image_path("janus.bin"));
+    config.initrd = Some(probe::bundle("bench_one_vcpu", &text));
+    config.smp = 2;
+    boot_both_with(config).0
+}
+
+fn boot_both_with(mut config: QemuConfig) -> (f64, Vec<Exits>) {
     config.timeout = Duration::from_secs(300);
     let start = Instant::now();
     let mut qemu = Qemu::start(config).expect("start QEMU");
@@ -201,6 +230,16 @@ fn boot_native() -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// `boot_native` with one vCPU.
+fn boot_native_one_vcpu() -> f64 {
+    let mut config = native_config("personal");
+    config.smp = 1;
+    let start = Instant::now();
+    let mut qemu = Qemu::start(config).expect("start QEMU");
+    wait_for_all(&mut qemu, &["personal: ready"], BOOT_TIMEOUT).expect("native ready");
+    start.elapsed().as_secs_f64()
+}
+
 /// Seconds until two native guests (personal's and work's initramfs), started
 /// together in two QEMUs, are both ready: what the host's cores allow two
 /// guests at once, with no hypervisor at all.
@@ -221,10 +260,7 @@ fn native_config(name: &str) -> QemuConfig {
     config.smp = 2;
     config.memory = "256M".to_string();
     config.virtualization = false;
-    config.extra_args = vec![
-        "-append".into(),
-        "console=ttyAMA0 rdinit=/init quiet".into(),
-    ];
+    config.extra_args = vec!["-append".into(), NATIVE_BOOTARGS.into()];
     config.timeout = Duration::from_secs(300);
     config
 }
@@ -254,8 +290,12 @@ fn main() {
     let mut both = Vec::new();
     let mut native = Vec::new();
     let mut two_native = Vec::new();
+    let mut one_vcpu = Vec::new();
+    let mut native_one_vcpu = Vec::new();
     let mut exits = Vec::new();
     for _ in 0..BOOT_RUNS {
+        one_vcpu.push(boot_both_one_vcpu());
+        native_one_vcpu.push(boot_native_one_vcpu());
         let (seconds, run_exits) = boot_both_shells();
         both.push(seconds);
         exits = run_exits;
@@ -282,6 +322,15 @@ fn main() {
             "two native guests in two QEMUs started together on this host, no Janus",
         )),
         ..Metric::new("boot_both_shells_vs_two_native", both, "seconds")
+    });
+    let (one_vcpu, native_one_vcpu) = (median(one_vcpu), median(native_one_vcpu));
+    metrics.push(Metric {
+        baseline: Some((
+            native_one_vcpu,
+            "the setup of the Xen (1.77x) and Bao (1.84x) reference figures: one vCPU and 256 MiB per guest, two physical CPUs; native: one guest, one vCPU",
+        )),
+        target: Some(1.10),
+        ..Metric::new("boot_both_shells_one_vcpu_each", one_vcpu, "seconds")
     });
     for (name, causes) in exits {
         let total = causes.iter().map(|(_, count)| count).sum::<u64>() as f64;
