@@ -61,6 +61,13 @@ fn unrecoverable_fault_stops_only_that_personality() {
     keeps_running(&mut qemu, "personal", 3);
     let output = qemu.output();
     assert!(output.contains("stopping it"), "{output}");
+    // Janus shows the state the personality died in: its vector base is the
+    // address the probe moved it to.
+    assert!(
+        output.contains("[janus] work: pc 0x8000000200 "),
+        "{output}"
+    );
+    assert!(output.contains(" vbar_el1 0x8000000000 "), "{output}");
     assert!(
         !output.contains("work: still running after the crash"),
         "{output}"

@@ -44,6 +44,8 @@ pub trait Services {
     fn uart_output(&mut self, personality: &Personality, bytes: &[u8]);
     /// Prints a `[janus]` line.
     fn report(&mut self, message: fmt::Arguments);
+    /// Prints the guest's EL1 state (a personality that cannot go on).
+    fn report_guest_state(&mut self, personality: &Personality, regs: &GuestRegs);
 }
 
 /// Size of an A64 instruction; trapped SMC, sysreg accesses and WFx return past it.
@@ -155,6 +157,7 @@ pub fn handle_exit(
                     "{}: instruction abort at its exception vector {:#x}; stopping it",
                     vm.name, regs.pc
                 ));
+                services.report_guest_state(vm, regs);
                 stop(vm, VmState::Off, services);
                 return Action::Idle;
             }

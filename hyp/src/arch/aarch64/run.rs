@@ -20,7 +20,7 @@ use super::{firmware, gic, ich, key, memory, percpu, uart};
 use crate::trap::dispatch::{self, Action, Services};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
-use crate::vm::vcpu::{ExitCause, EXIT_CAUSE_NAMES};
+use crate::vm::vcpu::{ExitCause, GuestRegs, EXIT_CAUSE_NAMES};
 use crate::vm::{Personality, VmState};
 
 /// ICH_LR<n>_EL2.State bit 62: pending.
@@ -95,6 +95,7 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
                 "SError"
             }
         );
+        Hardware.report_guest_state(vm, &cpu.regs);
         dispatch::stop(vm, VmState::Off, &mut Hardware);
         Action::Idle
     };
@@ -412,5 +413,32 @@ impl Services for Hardware {
 
     fn report(&mut self, message: fmt::Arguments) {
         crate::console::report(message);
+    }
+
+    fn report_guest_state(&mut self, personality: &Personality, regs: &GuestRegs) {
+        let mut el1 = El1Context::default();
+        el1.save();
+        crate::janus_println!(
+            "{}: pc {:#x} pstate {:#x} sp_el1 {:#x} sctlr_el1 {:#x} vbar_el1 {:#x} esr_el1 {:#x} far_el1 {:#x} elr_el1 {:#x}",
+            personality.name,
+            regs.pc,
+            regs.pstate,
+            el1.sp_el1,
+            el1.sctlr_el1,
+            el1.vbar_el1,
+            el1.esr_el1,
+            el1.far_el1,
+            el1.elr_el1
+        );
+        for (row, chunk) in regs.x.chunks(8).enumerate() {
+            let mut line = alloc::string::String::new();
+            for (column, value) in chunk.iter().enumerate() {
+                let _ = core::fmt::Write::write_fmt(
+                    &mut line,
+                    format_args!(" x{}={value:#x}", row * 8 + column),
+                );
+            }
+            crate::janus_println!("{}:{line}", personality.name);
+        }
     }
 }

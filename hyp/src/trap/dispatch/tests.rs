@@ -69,6 +69,13 @@ impl Services for FakeCpu {
     fn uart_output(&mut self, _personality: &Personality, bytes: &[u8]) {
         self.uart.extend_from_slice(bytes);
     }
+    fn report_guest_state(&mut self, personality: &Personality, regs: &GuestRegs) {
+        self.reports.push(alloc::format!(
+            "{}: state at pc {:#x}",
+            personality.name,
+            regs.pc
+        ));
+    }
     fn report(&mut self, message: fmt::Arguments) {
         self.reports.push(alloc::format!("{message}"));
     }
@@ -276,6 +283,10 @@ fn fault_while_fetching_own_vector_stops_the_personality() {
     assert_eq!(action, Action::Idle);
     assert_eq!(vm.state(), VmState::Off);
     assert!(cpu.injected.is_empty());
+    assert!(cpu
+        .reports
+        .iter()
+        .any(|line| line == "work: state at pc 0x8000000200"));
 }
 
 #[test]
