@@ -103,8 +103,3 @@ pub fn handle_pending(mut handle: impl FnMut(u32)) {
         GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
     }
 }
-
-/// Acknowledges and ends every pending interrupt on this CPU without acting on it.
-pub fn acknowledge_all() {
-    handle_pending(|_| {});
-}

@@ -1,8 +1,6 @@
 //! The GICv3 virtual CPU interface control registers (ICH_*_EL2): list
 //! registers and the controls the vGIC model drives on this physical CPU.
 
-use core::arch::asm;
-
 use aarch64_cpu::registers::{
     Readable, Writeable, ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR10_EL2,
     ICH_LR11_EL2, ICH_LR12_EL2, ICH_LR13_EL2, ICH_LR14_EL2, ICH_LR15_EL2, ICH_LR1_EL2, ICH_LR2_EL2,
@@ -80,16 +78,12 @@ pub fn write_lrs(lrs: &[u64]) {
 }
 
 /// Enables the virtual CPU interface; `underflow` asks for a maintenance
-/// interrupt when at most one list register holds an interrupt (so more
-/// pending interrupts than list registers can be fed in as room appears), and
-/// `no_pending` for one when no list register holds a pending interrupt.
-pub fn set_control(underflow: bool, no_pending: bool) {
+/// interrupt when at most one list register holds an interrupt, so more
+/// pending interrupts than list registers are fed in as room appears.
+pub fn set_control(underflow: bool) {
     let mut value = ICH_HCR_EL2::En::SET;
     if underflow {
         value += ICH_HCR_EL2::UIE::SET;
-    }
-    if no_pending {
-        value += ICH_HCR_EL2::NPIE::SET;
     }
     ICH_HCR_EL2.write(value);
 }
@@ -97,14 +91,6 @@ pub fn set_control(underflow: bool, no_pending: bool) {
 /// Turns the virtual CPU interface off (no vCPU on this CPU).
 pub fn disable() {
     ICH_HCR_EL2.set(0);
-}
-
-/// ICH_ELRSR_EL2: bit n set when list register n holds no interrupt.
-pub fn empty_lrs() -> u64 {
-    let value: u64;
-    // SAFETY: reading ICH_ELRSR_EL2 (S3_4_C12_C11_5) has no side effects.
-    unsafe { asm!("mrs {v}, s3_4_c12_c11_5", v = out(reg) value, options(nomem, nostack)) };
-    value
 }
 
 /// Puts the virtual CPU interface in its reset state for a vCPU that (re)starts:
@@ -117,5 +103,5 @@ pub fn reset() {
     ICH_AP0R0_EL2.set(0);
     ICH_AP1R0_EL2.set(0);
     ICH_VMCR_EL2.set(0);
-    set_control(false, false);
+    set_control(false);
 }

@@ -126,7 +126,7 @@ fn update_vgic(vm: &Personality, vcpu: usize) {
     let kicks = guard.vgic.take_kicks();
     drop(guard);
     ich::write_lrs(lrs);
-    ich::set_control(more, false);
+    ich::set_control(more);
     kick_vcpus(vm, kicks & !(1 << vcpu));
 }
 
