@@ -17,57 +17,79 @@ fn hostname_follows_the_hotkey() {
     assert!(linux.qemu.output().contains("personal:~# "));
 }
 
-#[test]
-fn background_output_is_shown_in_order_after_switching() {
-    let mut linux = Linux::boot();
+/// Has `work` print `lines` numbered lines (`<prefix><n>-<padding>`) while
+/// `personal` is in front for `seconds_away` seconds (answering meanwhile),
+/// then switches back to `work` and returns what the console showed from
+/// then on, carriage returns removed.
+fn print_in_background(
+    linux: &mut Linux,
+    lines: u32,
+    prefix: &str,
+    padding: &str,
+    seconds_away: u32,
+) -> String {
     linux.switch_to(1, "work");
     linux.wait_shell("work");
-    // Start printing 400 numbered lines a second from now, then leave.
-    linux.run("(sleep 1; i=1; while [ $i -le 400 ]; do echo bg-line-$i; i=$((i+1)); done; echo BG$((40+2))DONE) & true");
+    // The shell computes the end marker, so the echoed command line never holds it.
+    linux.run(&format!(
+        "(sleep 1; i=1; while [ $i -le {lines} ]; do echo {prefix}$i-{padding}; i=$((i+1)); done; \
+         echo END$((40+2))MARK) & true"
+    ));
     linux.switch_to(0, "personal");
-    // While work prints in the background, personal keeps answering.
-    for _ in 0..3 {
+    for _ in 0..seconds_away {
         assert_eq!(linux.run("sleep 1; hostname"), "personal");
     }
-    let before_switch = linux.qemu.output().len();
     assert!(
-        !linux.qemu.output().contains("bg-line-1\r"),
+        !linux.qemu.output().contains(&format!("{prefix}1-")),
         "background output reached the console while personal was in front"
     );
+    let before_switch = linux.qemu.output().len();
     linux.switch_to(1, "work");
-    linux.wait("BG42DONE", BOOT_TIMEOUT);
-    let shown = linux.qemu.output()[before_switch..].replace('\r', "");
-    // Each numbered line, wherever it starts (a prompt may precede the first).
-    let numbers: Vec<u32> = shown
-        .split("bg-line-")
+    linux.wait("END42MARK", BOOT_TIMEOUT);
+    linux.qemu.output()[before_switch..].replace('\r', "")
+}
+
+/// The numbers of the `<prefix><n>-` lines in `shown`, in order, wherever
+/// they start (a prompt may precede the first).
+fn numbered_lines(shown: &str, prefix: &str) -> Vec<u32> {
+    shown
+        .split(prefix)
         .skip(1)
         .filter_map(|rest| {
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             digits.parse().ok()
         })
-        .collect();
-    assert_eq!(numbers, (1..=400).collect::<Vec<u32>>());
+        .collect()
+}
+
+#[test]
+fn background_output_is_shown_in_order_after_switching() {
+    let mut linux = Linux::boot();
+    let shown = print_in_background(&mut linux, 400, "bg-line-", "x", 3);
+    assert_eq!(
+        numbered_lines(&shown, "bg-line-"),
+        (1..=400).collect::<Vec<u32>>()
+    );
+    assert!(!shown.contains("bytes of output lost"));
 }
 
 #[test]
 fn background_overflow_is_counted_and_the_newest_output_kept() {
     let mut linux = Linux::boot();
-    linux.switch_to(1, "work");
-    linux.wait_shell("work");
-    // About 100 KB, more than the 64 KiB background buffer.
-    linux.run("(sleep 1; i=1; while [ $i -le 4000 ]; do echo overflow-line-$i-xxxxxxxxx; i=$((i+1)); done; echo OF$((40+2))DONE) & true");
-    linux.switch_to(0, "personal");
-    for _ in 0..6 {
-        assert_eq!(linux.run("sleep 1; hostname"), "personal");
-    }
-    linux.switch_to(1, "work");
-    linux.wait("OF42DONE", BOOT_TIMEOUT);
-    let output = linux.qemu.output();
+    // About 110 KB, more than the 64 KiB background buffer.
+    let shown = print_in_background(&mut linux, 4000, "overflow-line-", "xxxxxxxxx", 6);
     assert!(
-        output.contains("bytes of output lost while in the background"),
+        shown.contains("bytes of output lost while in the background"),
         "no overflow report"
     );
-    assert!(output.contains("overflow-line-4000-"));
+    let numbers = numbered_lines(&shown, "overflow-line-");
+    // The oldest lines were dropped, the newest kept, in order, to the last.
+    assert!(
+        !numbers.contains(&1),
+        "the oldest line survived the overflow"
+    );
+    assert_eq!(numbers.last(), Some(&4000));
+    assert!(numbers.windows(2).all(|pair| pair[1] == pair[0] + 1));
 }
 
 #[test]

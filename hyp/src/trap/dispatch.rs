@@ -385,7 +385,7 @@ fn smccc_call(
                 psci_code(NOT_SUPPORTED)
             }
         }
-        Call::SmcccArchFeatures { .. } => psci_code(NOT_SUPPORTED),
+        Call::SmcccArchFeatures { .. } | Call::UnofferedService { .. } => psci_code(NOT_SUPPORTED),
         // MIGRATE_INFO_TYPE 2: no Trusted OS that needs migration (PSCI 1.1 §5.7.2).
         Call::MigrateInfoType => 2,
         Call::CpuOn {

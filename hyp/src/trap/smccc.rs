@@ -31,6 +31,11 @@ pub mod hypercall {
     pub const UID: [u64; 4] = [0x756e_616a, 0x7948_2d73, 0x4c45_2d70, 0x0100_0032];
 }
 
+/// TRNG_VERSION and TRNG_FEATURES (Arm DEN0098, the SMCCC True Random Number
+/// Generator interface): how a guest asks whether the service exists.
+const TRNG_VERSION: u32 = 0x8400_0050;
+const TRNG_FEATURES: u32 = 0x8400_0051;
+
 /// One SMCCC call a guest made, with its arguments taken apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
@@ -70,6 +75,10 @@ pub enum Call {
     HypCallUid,
     /// Janus: standard revision query.
     HypRevision,
+    /// A discovery call of a standard service Janus does not offer (the SMCCC
+    /// TRNG's version and features queries, which Linux makes at every boot):
+    /// NOT_SUPPORTED, without a report.
+    UnofferedService { function: u32 },
     /// Anything else; answered NOT_SUPPORTED and never passed to the firmware.
     Unknown { function: u32 },
 }
@@ -120,6 +129,7 @@ pub fn classify(args: &[u64; 8]) -> Call {
         hypercall::CALL_COUNT => Call::HypCallCount,
         hypercall::CALL_UID => Call::HypCallUid,
         hypercall::REVISION => Call::HypRevision,
+        TRNG_VERSION | TRNG_FEATURES => Call::UnofferedService { function },
         function => Call::Unknown { function },
     }
 }
@@ -205,6 +215,22 @@ mod tests {
             call([0xC600_00FF, 0, 0, 0]),
             Call::Unknown {
                 function: 0xC600_00FF
+            }
+        );
+    }
+
+    #[test]
+    fn trng_discovery_is_an_unoffered_service_but_other_trng_calls_are_unknown() {
+        assert_eq!(
+            call([0x8400_0050, 0, 0, 0]),
+            Call::UnofferedService {
+                function: 0x8400_0050
+            }
+        );
+        assert_eq!(
+            call([0xC400_0053, 0, 0, 0]),
+            Call::Unknown {
+                function: 0xC400_0053
             }
         );
     }

@@ -147,6 +147,15 @@ fn unknown_call_is_not_supported_and_reported() {
 }
 
 #[test]
+fn trng_discovery_is_not_supported_without_a_report() {
+    let (vm, mut cpu) = (vm(), FakeCpu::default());
+    let mut regs = regs(&[0x8400_0050]);
+    run(&mut regs, ESR_HVC, 0, 0, &mut cpu, &vm);
+    assert_eq!(regs.x[0] as i64, -1);
+    assert!(cpu.reports.is_empty());
+}
+
+#[test]
 fn console_write_prints_whole_lines_from_guest_memory() {
     let (vm, mut cpu) = (vm(), FakeCpu::default());
     cpu.memory.push((RAM + 0x2000, b"hello\nwor".to_vec()));
