@@ -42,6 +42,10 @@ pub trait Services {
     fn listed_interrupt_pending(&self) -> bool;
     /// Shows bytes a personality wrote to its virtual UART (through the console multiplexer).
     fn uart_output(&mut self, personality: &Personality, bytes: &[u8]);
+    /// Another vCPU of the running personality is turning on: this vCPU's TLB
+    /// maintenance must reach it from now on (stop doing it locally, see
+    /// `trap/tlbi.rs`).
+    fn share_tlb_maintenance(&mut self);
     /// Prints a `[janus]` line.
     fn report(&mut self, message: fmt::Arguments);
     /// Prints the guest's EL1 state (a personality that cannot go on).
@@ -453,6 +457,7 @@ fn cpu_on(
     }
     match slot.request_on(entry, context) {
         Ok(()) => {
+            services.share_tlb_maintenance();
             services.kick(slot.pcpu);
             psci_code(SUCCESS)
         }

@@ -4,3 +4,4 @@ pub mod dispatch;
 pub mod esr;
 pub mod inject;
 pub mod smccc;
+pub mod tlbi;

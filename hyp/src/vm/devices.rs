@@ -73,6 +73,14 @@ impl Devices {
         inside(UART_BASE, UART_SIZE).map(|offset| (Window::Uart, offset))
     }
 
+    /// Whether `ipa` is in the interrupt controller's distributor or redistributors.
+    pub fn is_interrupt_controller(&self, ipa: u64) -> bool {
+        matches!(
+            self.window(ipa),
+            Some((Window::Distributor | Window::Redistributors, _))
+        )
+    }
+
     /// Whether a device answers at `ipa`.
     pub fn claims(&self, ipa: u64) -> bool {
         self.window(ipa).is_some()
@@ -164,6 +172,9 @@ mod tests {
         assert_eq!(devices.window(0x0900_0018), Some((Window::Uart, 0x18)));
         assert_eq!(devices.window(0x0900_1000), None);
         assert_eq!(devices.window(0x4000_0000), None);
+        assert!(devices.is_interrupt_controller(0x0800_0100));
+        assert!(devices.is_interrupt_controller(0x080A_0000));
+        assert!(!devices.is_interrupt_controller(0x0900_0000));
     }
 
     #[test]

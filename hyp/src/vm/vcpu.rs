@@ -116,13 +116,16 @@ pub enum ExitCause {
     Irq = 6,
     /// An access Janus refused (fault injected).
     Fault = 7,
+    /// Trapped TLB maintenance of a lone vCPU, done locally (`trap/tlbi.rs`).
+    Tlbi = 8,
 }
 
 /// Names of the exit causes, in `ExitCause` order.
-pub const EXIT_CAUSE_NAMES: [&str; EXIT_CAUSES] =
-    ["hvc", "smc", "mmio", "sysreg", "wfi", "wfe", "irq", "fault"];
+pub const EXIT_CAUSE_NAMES: [&str; EXIT_CAUSES] = [
+    "hvc", "smc", "mmio", "sysreg", "wfi", "wfe", "irq", "fault", "tlbi",
+];
 /// Number of exit causes.
-pub const EXIT_CAUSES: usize = 8;
+pub const EXIT_CAUSES: usize = 9;
 
 /// Exits of one vCPU by cause since it last started. Only the vCPU's physical
 /// CPU writes them (so a relaxed load and store is a complete increment); anyone
@@ -257,7 +260,7 @@ mod tests {
         counters.count(ExitCause::Hvc);
         counters.count(ExitCause::Hvc);
         counters.count(ExitCause::Irq);
-        assert_eq!(counters.snapshot(), [2, 0, 0, 0, 0, 0, 1, 0]);
+        assert_eq!(counters.snapshot(), [2, 0, 0, 0, 0, 0, 1, 0, 0]);
         counters.clear();
         assert_eq!(counters.snapshot(), [0; EXIT_CAUSES]);
     }

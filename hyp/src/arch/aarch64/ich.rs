@@ -1,5 +1,18 @@
 //! The GICv3 virtual CPU interface control registers (ICH_*_EL2): list
 //! registers and the controls the vGIC model drives on this physical CPU.
+//!
+//! Accesses go through this CPU's [`LrCache`], so that an exit reads only the
+//! list registers the guest may have changed and an entry writes only those
+//! that differ (see `dev/vgic/lr_cache.rs` for why that matters).
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use spin::Mutex;
+
+use super::entry::MAX_CPUS;
+use super::percpu;
+use crate::dev::vgic::lr_cache::LrCache;
 
 use aarch64_cpu::registers::{
     Readable, Writeable, ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR10_EL2,
@@ -9,12 +22,67 @@ use aarch64_cpu::registers::{
 };
 
 /// Most list registers the architecture defines.
-pub const MAX_LRS: usize = 16;
+pub const MAX_LRS: usize = crate::dev::vgic::lr_cache::MAX_LRS;
+
+/// ICH_VTR_EL2.ListRegs + 1, read once at boot (every CPU of a board has the
+/// same CPU interface); 0 until then.
+static LR_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Each physical CPU's list-register cache; CPU `i` only ever locks entry `i`
+/// (the lock only satisfies the type system: there is no contention).
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_CACHE: Mutex<LrCache> = Mutex::new(LrCache::new());
+static CACHES: [Mutex<LrCache>; MAX_CPUS] = [EMPTY_CACHE; MAX_CPUS];
+
+/// Runs `f` on this CPU's list-register cache.
+fn with_cache<T>(f: impl FnOnce(&mut LrCache) -> T) -> T {
+    let mut spare = LrCache::new();
+    match CACHES.get(percpu::index()) {
+        Some(cache) => f(&mut cache.lock()),
+        // Not reachable (TPIDR_EL2 points into the per-CPU slots); an unknown
+        // CPU works uncached.
+        None => f(&mut spare),
+    }
+}
 
 /// Number of list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
 pub fn lr_count() -> usize {
-    let count = ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1;
-    count.min(MAX_LRS)
+    let cached = LR_COUNT.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    let count = (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1).min(MAX_LRS);
+    LR_COUNT.store(count, Ordering::Relaxed);
+    count
+}
+
+/// ICH_ELRSR_EL2 (S3_4_C12_C11_5): bit `n` set when list register `n` holds
+/// nothing. aarch64-cpu does not name it.
+fn read_elrsr() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_ELRSR_EL2 has no side effects.
+    unsafe { asm!("mrs {v}, S3_4_C12_C11_5", v = out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Fills `lrs` (the first `lrs.len()` list registers) with what they hold now,
+/// reading only those the guest may have changed since they were written.
+pub fn current_lrs(lrs: &mut [u64]) {
+    let elrsr = read_elrsr();
+    with_cache(|cache| cache.current(elrsr, read_lr, lrs));
+}
+
+/// Makes the list registers hold `new`, writing only those that differ from
+/// `now` (what `current_lrs` returned on this exit).
+pub fn store_lrs(now: &[u64], new: &[u64]) {
+    with_cache(|cache| cache.store(now, new, write_lr));
+}
+
+/// Whether a list register holds an interrupt pending for the guest.
+pub fn any_pending() -> bool {
+    let elrsr = read_elrsr();
+    let count = lr_count();
+    with_cache(|cache| cache.any_pending(elrsr, read_lr, count))
 }
 
 /// Reads list register `n` (0 for an index the CPU lacks).
@@ -63,20 +131,6 @@ pub fn write_lr(n: usize, value: u64) {
     }
 }
 
-/// Reads the first `lrs.len()` list registers.
-pub fn read_lrs(lrs: &mut [u64]) {
-    for (n, lr) in lrs.iter_mut().enumerate() {
-        *lr = read_lr(n);
-    }
-}
-
-/// Writes the first `lrs.len()` list registers.
-pub fn write_lrs(lrs: &[u64]) {
-    for (n, &lr) in lrs.iter().enumerate() {
-        write_lr(n, lr);
-    }
-}
-
 /// Enables the virtual CPU interface; `underflow` asks for a maintenance
 /// interrupt when at most one list register holds an interrupt, so more
 /// pending interrupts than list registers are fed in as room appears.
@@ -85,12 +139,13 @@ pub fn set_control(underflow: bool) {
     if underflow {
         value += ICH_HCR_EL2::UIE::SET;
     }
-    ICH_HCR_EL2.write(value);
+    with_cache(|cache| cache.set_control(value.value, |value| ICH_HCR_EL2.set(value)));
 }
 
 /// Turns the virtual CPU interface off (no vCPU on this CPU).
 pub fn disable() {
     ICH_HCR_EL2.set(0);
+    with_cache(|cache| cache.set_control(0, |_| {}));
 }
 
 /// Puts the virtual CPU interface in its reset state for a vCPU that (re)starts:
@@ -103,5 +158,10 @@ pub fn reset() {
     ICH_AP0R0_EL2.set(0);
     ICH_AP1R0_EL2.set(0);
     ICH_VMCR_EL2.set(0);
-    set_control(false);
+    let value = ICH_HCR_EL2::En::SET.value;
+    ICH_HCR_EL2.set(value);
+    with_cache(|cache| {
+        *cache = LrCache::new();
+        cache.set_control(value, |_| {});
+    });
 }

@@ -78,6 +78,14 @@ pub unsafe fn current() -> &'static mut PerCpu {
     unsafe { &mut *pointer }
 }
 
+/// This CPU's index, from where TPIDR_EL2 points (no reference to the slot is
+/// made, so this may be called while `current`'s reference is alive).
+pub fn index() -> usize {
+    let pointer = TPIDR_EL2.get() as usize;
+    let first = SLOTS.as_ptr() as usize;
+    pointer.saturating_sub(first) / core::mem::size_of::<Slot>()
+}
+
 /// This CPU's affinity (MPIDR_EL1 without the U and MT bits).
 pub fn mpidr() -> u64 {
     MPIDR_EL1.get() & 0xff_00ff_ffff

@@ -8,8 +8,8 @@ use core::arch::asm;
 use core::fmt;
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, CNTHCTL_EL2, CNTVOFF_EL2, ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, MIDR_EL1,
-    VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
+    ReadWriteable, Readable, Writeable, CNTHCTL_EL2, CNTVOFF_EL2, ESR_EL2, FAR_EL2, HCR_EL2,
+    HPFAR_EL2, MIDR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 
 use super::boot;
@@ -20,11 +20,9 @@ use super::{firmware, gic, ich, key, memory, percpu, uart};
 use crate::trap::dispatch::{self, Action, Services};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
+use crate::trap::tlbi::{self, TlbOperation};
 use crate::vm::vcpu::{ExitCause, GuestRegs, EXIT_CAUSE_NAMES};
 use crate::vm::{Personality, VmState};
-
-/// ICH_LR<n>_EL2.State bit 62: pending.
-const LR_STATE_PENDING: u64 = 1 << 62;
 
 /// CPTR_EL2 with nothing trapped: RES1 bits [13:12] and [9:0] set, TFP (bit 10) clear.
 const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
@@ -52,13 +50,65 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
         leave_vcpu(cpu.vm.take(), cpu.vcpu);
         idle(cpu);
     }
+    if kind == ExitKind::Sync as u64 && esr::exception_class(syndrome) == esr::EC_SYS64 {
+        if let esr::Exit::SysReg(access) = esr::decode(syndrome, 0, 0) {
+            if let Some(operation) = tlbi::classify(&access, cpu.regs.get(access.rt)) {
+                if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
+                    slot.exits.count(ExitCause::Tlbi);
+                }
+                invalidate_locally(operation);
+                cpu.regs.pc = cpu.regs.pc.wrapping_add(INSTRUCTION_BYTES);
+                return;
+            }
+        }
+    }
     slow_exit(cpu, vm, kind, syndrome);
+}
+
+/// Size of an A64 instruction: a trapped system instruction returns past it.
+const INSTRUCTION_BYTES: u64 = 4;
+
+/// Performs a lone vCPU's trapped TLB maintenance on this CPU only, for the
+/// VMID in VTTBR_EL2: executed at EL2 with HCR_EL2.{E2H, TGE} = {0, 0}, the EL1
+/// operations act on the EL1&0 regime of the current VMID (Arm ARM D8.13,
+/// "TLB maintenance instructions"). See `trap/tlbi.rs` for when this is enough.
+fn invalidate_locally(operation: TlbOperation) {
+    // SAFETY: TLB invalidation and barriers change no memory; they
+    // only drop cached translations of the guest, which it asked for.
+    unsafe {
+        match operation {
+            TlbOperation::All => asm!("tlbi vmalle1", options(nostack)),
+            TlbOperation::Address(value) => {
+                asm!("tlbi vae1, {v}", v = in(reg) value, options(nostack))
+            }
+            TlbOperation::Asid(value) => {
+                asm!("tlbi aside1, {v}", v = in(reg) value, options(nostack))
+            }
+            TlbOperation::AddressAllAsids(value) => {
+                asm!("tlbi vaae1, {v}", v = in(reg) value, options(nostack))
+            }
+            TlbOperation::AddressLastLevel(value) => {
+                asm!("tlbi vale1, {v}", v = in(reg) value, options(nostack))
+            }
+            TlbOperation::AddressAllAsidsLastLevel(value) => {
+                asm!("tlbi vaale1, {v}", v = in(reg) value, options(nostack))
+            }
+        }
+        asm!("dsb nsh", options(nostack));
+    }
 }
 
 #[inline(never)]
 fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, syndrome: u64) {
+    let mut involves_vgic = true;
     let action = if kind == ExitKind::Sync as u64 {
         let exit = esr::decode(syndrome, FAR_EL2.get(), HPFAR_EL2.get());
+        involves_vgic = involves_vgic_state(vm, &exit);
+        if matches!(exit, esr::Exit::Wfx { .. }) {
+            // Whether the vCPU may sleep depends on what its list registers
+            // hold now.
+            update_vgic(vm, cpu.vcpu);
+        }
         dispatch::handle_exit(
             &mut cpu.regs,
             exit,
@@ -103,7 +153,27 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
         leave_vcpu(cpu.vm.take(), cpu.vcpu);
         idle(cpu);
     }
-    update_vgic(vm, cpu.vcpu);
+    if involves_vgic {
+        update_vgic(vm, cpu.vcpu);
+    } else {
+        settle_vgic(vm, cpu.vcpu);
+    }
+}
+
+/// Whether an exit's handling needs the vGIC model and the list registers in
+/// step: an access to the emulated distributor or redistributors (whose
+/// answers come from the model, so a guest polling one must see what its list
+/// registers did), a trapped GIC system register, WFI/WFE. Other exits only
+/// reach the vGIC through a device changing a line, which `settle_vgic` sees.
+fn involves_vgic_state(vm: &Personality, exit: &esr::Exit) -> bool {
+    match exit {
+        esr::Exit::Mmio(access) => vm
+            .devices
+            .as_ref()
+            .is_some_and(|devices| devices.lock().is_interrupt_controller(access.ipa)),
+        esr::Exit::SysReg(_) | esr::Exit::Wfx { .. } => true,
+        _ => false,
+    }
 }
 
 /// Brings this CPU's list registers and the vGIC model up to date for vCPU
@@ -119,15 +189,41 @@ fn update_vgic(vm: &Personality, vcpu: usize) {
     let Some(lrs) = lrs.get_mut(..count) else {
         return;
     };
-    ich::read_lrs(lrs);
+    ich::current_lrs(lrs);
+    let mut now = [0u64; ich::MAX_LRS];
+    let Some(now) = now.get_mut(..count) else {
+        return;
+    };
+    now.copy_from_slice(lrs);
     let mut guard = devices.lock();
     guard.vgic.sync(vcpu, lrs);
     let more = guard.vgic.flush(vcpu, lrs, count);
     let kicks = guard.vgic.take_kicks();
     drop(guard);
-    ich::write_lrs(lrs);
+    ich::store_lrs(now, lrs);
     ich::set_control(more);
     kick_vcpus(vm, kicks & !(1 << vcpu));
+}
+
+/// After an exit that did not involve the interrupt controller: brings the
+/// list registers up to date only when the vGIC model changed something for
+/// this vCPU (a device raised or lowered a line, say), and sends the kicks
+/// other vCPUs are owed. Most exits (console output, a trapped register)
+/// touch no list register this way.
+fn settle_vgic(vm: &Personality, vcpu: usize) {
+    let Some(devices) = &vm.devices else {
+        return;
+    };
+    let mut guard = devices.lock();
+    let stale = guard.vgic.stale();
+    if stale & (1 << vcpu) != 0 {
+        drop(guard);
+        update_vgic(vm, vcpu);
+        return;
+    }
+    let kicks = guard.vgic.take_kicks();
+    drop(guard);
+    kick_vcpus(vm, kicks);
 }
 
 /// Sends the kick SGI to the physical CPUs of the vCPUs in `mask`.
@@ -314,13 +410,26 @@ pub fn idle(cpu: &mut percpu::PerCpu) -> ! {
 /// Loads the EL2 controls, stage-2 and a reset EL1 state for vCPU `vcpu` of `vm`.
 fn load_vcpu(vm: &Personality, vcpu: usize) {
     let image = boot::stage2(vm);
+    // A vCPU that starts alone does its TLB maintenance locally until it turns
+    // another vCPU on (`trap/tlbi.rs`). No HCR_EL2.FB: a vCPU never leaves its
+    // physical CPU, so its local TLB maintenance has nothing elsewhere to reach.
+    let alone = vm
+        .vcpus
+        .iter()
+        .enumerate()
+        .all(|(index, slot)| index == vcpu || slot.state() == crate::vm::vcpu::PowerState::Off);
+    let tlb_traps = if alone {
+        HCR_EL2::TTLB::SET
+    } else {
+        HCR_EL2::TTLB::CLEAR
+    };
     HCR_EL2.write(
         HCR_EL2::VM::Enable
             + HCR_EL2::SWIO::SET
             + HCR_EL2::FMO::SET
             + HCR_EL2::IMO::SET
             + HCR_EL2::AMO::SET
-            + HCR_EL2::FB::SET
+            + tlb_traps
             + HCR_EL2::BSU::InnerShareable
             + HCR_EL2::TWI::SET
             + HCR_EL2::TWE::SET
@@ -404,11 +513,15 @@ impl Services for Hardware {
     }
 
     fn listed_interrupt_pending(&self) -> bool {
-        (0..ich::lr_count()).any(|n| ich::read_lr(n) & LR_STATE_PENDING != 0)
+        ich::any_pending()
     }
 
     fn uart_output(&mut self, personality: &Personality, bytes: &[u8]) {
         crate::console::uart_output(personality.id, bytes);
+    }
+
+    fn share_tlb_maintenance(&mut self) {
+        HCR_EL2.modify(HCR_EL2::TTLB::CLEAR);
     }
 
     fn report(&mut self, message: fmt::Arguments) {

@@ -62,6 +62,8 @@ pub trait VirtualGic: core::fmt::Debug + Send {
     fn has_deliverable(&self, vcpu: usize) -> bool;
     /// The vCPUs whose list registers went stale since the last call.
     fn take_kicks(&mut self) -> u64;
+    /// What `take_kicks` would return, without taking it.
+    fn stale(&self) -> u64;
     /// Back to the power-on state.
     fn reset(&mut self);
 }
@@ -123,6 +125,10 @@ impl VirtualGic for Vgic {
 
     fn take_kicks(&mut self) -> u64 {
         Vgic::take_kicks(self)
+    }
+
+    fn stale(&self) -> u64 {
+        self.kicks
     }
 
     fn reset(&mut self) {

@@ -112,10 +112,15 @@ impl Vgic {
             .irqs
             .get_mut(bank, intid)
             .ok_or(VgicError::NoSuchIntid)?;
+        let before = *irq;
         change(irq);
         let irq = *irq;
-        let concerned = self.irqs.concerned(bank, &irq);
-        self.kick(concerned);
+        // Nothing changed (a device re-asserting the level it had): no list
+        // register can be out of date because of it.
+        if irq != before {
+            let concerned = self.irqs.concerned(bank, &irq);
+            self.kick(concerned);
+        }
         Ok(())
     }
 }

@@ -39,6 +39,7 @@ mod distributor;
 mod input;
 mod irq_regs;
 pub mod lr;
+pub mod lr_cache;
 mod redistributor;
 mod state;
 

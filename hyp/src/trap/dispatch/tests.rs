@@ -31,6 +31,7 @@ struct FakeCpu {
     waits: u32,
     memory: Vec<(u64, Vec<u8>)>,
     uart: Vec<u8>,
+    shared_tlb_maintenance: bool,
 }
 
 impl Services for FakeCpu {
@@ -62,6 +63,9 @@ impl Services for FakeCpu {
     }
     fn wait_for_interrupt(&mut self) {
         self.waits += 1;
+    }
+    fn share_tlb_maintenance(&mut self) {
+        self.shared_tlb_maintenance = true;
     }
     fn listed_interrupt_pending(&self) -> bool {
         false
@@ -193,10 +197,18 @@ fn cpu_on_checks_target_and_entry_then_kicks() {
     let mut bad_entry = regs(&[0xC400_0003, 1, 0x4020_0000, 0]);
     run(&mut bad_entry, ESR_HVC, 0, 0, &mut cpu, &vm);
     assert_eq!(bad_entry.x[0] as i64, -9);
+    assert!(
+        !cpu.shared_tlb_maintenance,
+        "a refused CPU_ON leaves the caller alone"
+    );
     let mut good = regs(&[0xC400_0003, 1, RAM + 0x100, 42]);
     run(&mut good, ESR_HVC, 0, 0, &mut cpu, &vm);
     assert_eq!(good.x[0], 0);
     assert_eq!(cpu.kicked, [3]);
+    assert!(
+        cpu.shared_tlb_maintenance,
+        "the caller's TLB maintenance must reach the new vCPU"
+    );
     assert_eq!(vm.vcpus[1].take_pending(), Some((RAM + 0x100, 42)));
     let mut again = regs(&[0xC400_0003, 1, RAM + 0x100, 42]);
     run(&mut again, ESR_HVC, 0, 0, &mut cpu, &vm);
