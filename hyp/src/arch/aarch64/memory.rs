@@ -23,14 +23,61 @@ pub unsafe fn copy_from_guest(address: u64, buffer: &mut [u8]) {
 /// Copies `data` into guest memory at `address` and cleans it to the point of
 /// coherency, since the guest starts with its MMU and caches off.
 ///
+/// Cache-line-aligned copies (a kernel at its 2 MiB aligned base, from a bundle
+/// whose blobs are 16-byte aligned) move a line at a time with paired loads
+/// and stores and clean each line as it is written: one pass over the data,
+/// and a quarter of the instructions of a word-at-a-time copy, which is most of
+/// a personality's start time under emulation.
+///
 /// # Safety
 /// The range must be RAM of a personality that is not running.
 pub unsafe fn copy_to_guest(address: u64, data: &[u8]) {
+    let source = data.as_ptr() as u64;
+    let lines = if address.is_multiple_of(CACHE_LINE) && source.is_multiple_of(16) {
+        data.len() as u64 / CACHE_LINE
+    } else {
+        0
+    };
+    if lines > 0 {
+        // SAFETY: `lines` whole cache lines lie inside both `data` and the
+        // caller's range; the source is 16-byte aligned for LDP and the
+        // destination line aligned for DC CVAC. The loop clobbers only the
+        // registers it declares.
+        unsafe {
+            asm!(
+                "2:",
+                "ldp {a}, {b}, [{src}]",
+                "ldp {c}, {d}, [{src}, #16]",
+                "stp {a}, {b}, [{dst}]",
+                "stp {c}, {d}, [{dst}, #16]",
+                "ldp {a}, {b}, [{src}, #32]",
+                "ldp {c}, {d}, [{src}, #48]",
+                "stp {a}, {b}, [{dst}, #32]",
+                "stp {c}, {d}, [{dst}, #48]",
+                "dc cvac, {dst}",
+                "add {src}, {src}, #64",
+                "add {dst}, {dst}, #64",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                src = inout(reg) source => _,
+                dst = inout(reg) address => _,
+                n = inout(reg) lines => _,
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                d = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+    let done = (lines * CACHE_LINE) as usize;
+    let rest = data.get(done..).unwrap_or(&[]);
+    let rest_address = address + done as u64;
     // SAFETY: the caller guarantees the range is ours to write and not in use.
     unsafe {
-        core::ptr::copy_nonoverlapping(data.as_ptr(), address as *mut u8, data.len());
+        core::ptr::copy_nonoverlapping(rest.as_ptr(), rest_address as *mut u8, rest.len());
     }
-    clean_to_poc(address, data.len() as u64);
+    clean_to_poc(rest_address, rest.len() as u64);
 }
 
 /// Zeroes guest memory and cleans it to the point of coherency, so that a
@@ -68,48 +115,68 @@ pub unsafe fn zero_guest(address: u64, len: u64) {
     clean_to_poc(last, end - last);
 }
 
-/// Bytes per check in `scrub_guest`.
-const SCRUB_PAGE_BYTES: u64 = 4096;
-
-/// Makes guest memory read as zero to every observer: pages that are not zero
-/// already are zeroed; every line is cleaned to the point of coherency, so a
-/// guest reading with its MMU off cannot see older data behind a cached zero.
+/// Makes guest memory read as zero to every observer: lines that are not zero
+/// already are zeroed (DC ZVA); every line is cleaned to the point of
+/// coherency, so a guest reading with its MMU off cannot see older data behind
+/// a cached zero.
 ///
 /// Reading first is what makes a personality's first start cheap where RAM
 /// is still untouched (QEMU backs it with the host's zero page until it is
-/// written): writing zeros there would make the host allocate all of it.
+/// written): writing zeros there would make the host allocate all of it. One
+/// line is checked with four paired loads.
 ///
 /// # Safety
 /// The range must be RAM of a personality that is not running, page aligned.
 pub unsafe fn scrub_guest(address: u64, len: u64) {
-    let mut page = address;
     let end = address.saturating_add(len);
-    while page < end {
-        let size = SCRUB_PAGE_BYTES.min(end - page);
-        // SAFETY: the caller guarantees the range is RAM nobody else uses now;
-        // a page is 8-byte aligned, so its words can be read as u64.
-        let words = unsafe { core::slice::from_raw_parts(page as *const u64, (size / 8) as usize) };
-        if words.iter().all(|&word| word == 0) {
-            clean_to_poc_lines(page, size);
-        } else {
-            // SAFETY: forwarded from the caller.
-            unsafe { zero_guest(page, size) };
+    let Some(block) = zva_block_bytes().filter(|&block| block == CACHE_LINE) else {
+        // No DC ZVA of a line's size: zero everything the plain way.
+        // SAFETY: forwarded from the caller.
+        unsafe { zero_guest(address, len) };
+        return;
+    };
+    let lines = (end - address) / block;
+    if lines > 0 {
+        // SAFETY: the caller guarantees `lines` whole lines from `address`
+        // (page aligned, so line aligned) are RAM nobody uses now; DC ZVA zeroes
+        // exactly the line it names and DC CVAC only writes it back.
+        unsafe {
+            asm!(
+                "2:",
+                "ldp {a}, {b}, [{line}]",
+                "ldp {c}, {d}, [{line}, #16]",
+                "orr {a}, {a}, {b}",
+                "orr {c}, {c}, {d}",
+                "orr {a}, {a}, {c}",
+                "ldp {b}, {c}, [{line}, #32]",
+                "ldp {d}, {e}, [{line}, #48]",
+                "orr {b}, {b}, {c}",
+                "orr {d}, {d}, {e}",
+                "orr {a}, {a}, {b}",
+                "orr {a}, {a}, {d}",
+                "cbz {a}, 3f",
+                "dc zva, {line}",
+                "3:",
+                "dc cvac, {line}",
+                "add {line}, {line}, #64",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                line = inout(reg) address => _,
+                n = inout(reg) lines => _,
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                d = out(reg) _,
+                e = out(reg) _,
+                options(nostack),
+            );
         }
-        page += size;
     }
+    // SAFETY: forwarded from the caller; a ragged end (not page aligned) is
+    // zeroed the plain way.
+    unsafe { zero_guest(address + lines * block, end - address - lines * block) };
     // SAFETY: barriers change no data.
     unsafe { asm!("dsb sy", options(nostack)) };
-}
-
-/// DC CVAC over a range, without the barriers (the caller issues one at the end).
-fn clean_to_poc_lines(address: u64, len: u64) {
-    let mut line = address & !(CACHE_LINE - 1);
-    let end = address.saturating_add(len);
-    while line < end {
-        // SAFETY: DC CVAC only writes back cache contents; it changes no data.
-        unsafe { asm!("dc cvac, {line}", line = in(reg) line, options(nostack)) };
-        line += CACHE_LINE;
-    }
 }
 
 /// Bytes DC ZVA zeroes (DCZID_EL0.BS: log2 of the size in words), or `None`
