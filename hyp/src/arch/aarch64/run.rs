@@ -50,19 +50,39 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
         leave_vcpu(cpu.vm.take(), cpu.vcpu);
         idle(cpu);
     }
-    if kind == ExitKind::Sync as u64 && esr::exception_class(syndrome) == esr::EC_SYS64 {
-        if let esr::Exit::SysReg(access) = esr::decode(syndrome, 0, 0) {
-            if let Some(operation) = tlbi::classify(&access, cpu.regs.get(access.rt)) {
-                if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
-                    slot.exits.count(ExitCause::Tlbi);
-                }
-                invalidate_locally(operation);
-                cpu.regs.pc = cpu.regs.pc.wrapping_add(INSTRUCTION_BYTES);
-                return;
-            }
-        }
+    other_exit(cpu, vm, kind, syndrome);
+}
+
+/// Every exit but a hypercall: trapped TLB maintenance (frequent while a
+/// personality boots on one vCPU) is done here at once, the rest goes to
+/// `slow_exit`. Apart from `handle_exit` so that the hypercall path keeps its
+/// short prologue.
+#[inline(never)]
+fn other_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, syndrome: u64) {
+    if kind == ExitKind::Sync as u64
+        && esr::exception_class(syndrome) == esr::EC_SYS64
+        && tlb_maintenance_exit(cpu, vm, syndrome)
+    {
+        return;
     }
     slow_exit(cpu, vm, kind, syndrome);
+}
+
+/// Performs a trapped TLB maintenance instruction and steps past it; `false`
+/// when the trapped system instruction is something else.
+fn tlb_maintenance_exit(cpu: &mut percpu::PerCpu, vm: &Personality, syndrome: u64) -> bool {
+    let esr::Exit::SysReg(access) = esr::decode(syndrome, 0, 0) else {
+        return false;
+    };
+    let Some(operation) = tlbi::classify(&access, cpu.regs.get(access.rt)) else {
+        return false;
+    };
+    if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
+        slot.exits.count(ExitCause::Tlbi);
+    }
+    invalidate_locally(operation);
+    cpu.regs.pc = cpu.regs.pc.wrapping_add(INSTRUCTION_BYTES);
+    true
 }
 
 /// Size of an A64 instruction: a trapped system instruction returns past it.
