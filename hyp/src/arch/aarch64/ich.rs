@@ -12,6 +12,7 @@ use spin::Mutex;
 
 use super::entry::MAX_CPUS;
 use super::percpu;
+use crate::dev::vgic::lr::ListRegister;
 use crate::dev::vgic::lr_cache::LrCache;
 
 use aarch64_cpu::registers::{
@@ -80,9 +81,13 @@ pub fn store_lrs(now: &[u64], new: &[u64]) {
 
 /// Whether a list register holds an interrupt pending for the guest.
 pub fn any_pending() -> bool {
-    let elrsr = read_elrsr();
-    let count = lr_count();
-    with_cache(|cache| cache.any_pending(elrsr, read_lr, count))
+    let mut lrs = [0u64; MAX_LRS];
+    let Some(lrs) = lrs.get_mut(..lr_count()) else {
+        return false;
+    };
+    current_lrs(lrs);
+    lrs.iter()
+        .any(|&value| ListRegister::decode(value).state.is_pending())
 }
 
 /// Reads list register `n` (0 for an index the CPU lacks).

@@ -79,19 +79,6 @@ impl LrCache {
             self.control = value;
         }
     }
-
-    /// Whether a list register holds a pending interrupt, given what
-    /// [`LrCache::current`] would report; reads as little as `current` does.
-    pub fn any_pending(&self, elrsr: u64, read: impl FnMut(usize) -> u64, count: usize) -> bool {
-        let mut lrs = [ListRegister::FREE; MAX_LRS];
-        let count = count.min(MAX_LRS);
-        let Some(lrs) = lrs.get_mut(..count) else {
-            return false;
-        };
-        self.current(elrsr, read, lrs);
-        lrs.iter()
-            .any(|&value| ListRegister::decode(value).state.is_pending())
-    }
 }
 
 #[cfg(test)]
@@ -162,14 +149,5 @@ mod tests {
         cache.set_control(1, |value| writes.push(value));
         cache.set_control(3, |value| writes.push(value));
         assert_eq!(writes, vec![1, 3]);
-    }
-
-    #[test]
-    fn pending_is_seen_only_in_registers_still_holding_it() {
-        let mut cache = LrCache::new();
-        cache.store(&[0; 2], &[lr(27, LrState::Pending), 0], |_, _| {});
-        assert!(cache.any_pending(0, |_| lr(27, LrState::Pending), 2));
-        assert!(!cache.any_pending(0, |_| lr(27, LrState::Active), 2));
-        assert!(!cache.any_pending(0b1, |_| panic!("empty"), 2));
     }
 }
