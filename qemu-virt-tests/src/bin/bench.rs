@@ -240,13 +240,18 @@ fn boot_native_one_vcpu() -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Seconds until two native guests (personal's and work's initramfs), started
-/// together in two QEMUs, are both ready: what the host's cores allow two
-/// guests at once, with no hypervisor at all.
-fn boot_two_native_at_once() -> f64 {
+/// Seconds until two native guests (personal's and work's initramfs) with
+/// `vcpus` vCPUs each, started together in two QEMUs, are both ready: what the
+/// host's cores allow two guests at once, with no hypervisor at all.
+fn boot_two_native_at_once(vcpus: u32) -> f64 {
     let start = Instant::now();
-    let mut personal = Qemu::start(native_config("personal")).expect("start QEMU");
-    let mut work = Qemu::start(native_config("work")).expect("start QEMU");
+    let config = |name: &str| {
+        let mut config = native_config(name);
+        config.smp = vcpus;
+        config
+    };
+    let mut personal = Qemu::start(config("personal")).expect("start QEMU");
+    let mut work = Qemu::start(config("work")).expect("start QEMU");
     wait_for_all(&mut personal, &["personal: ready"], BOOT_TIMEOUT).expect("native ready");
     wait_for_all(&mut work, &["work: ready"], BOOT_TIMEOUT).expect("native ready");
     start.elapsed().as_secs_f64()
@@ -292,6 +297,7 @@ fn main() {
     let mut two_native = Vec::new();
     let mut one_vcpu = Vec::new();
     let mut native_one_vcpu = Vec::new();
+    let mut two_native_one_vcpu = Vec::new();
     let mut exits = Vec::new();
     for _ in 0..BOOT_RUNS {
         one_vcpu.push(boot_both_one_vcpu());
@@ -300,7 +306,8 @@ fn main() {
         both.push(seconds);
         exits = run_exits;
         native.push(boot_native());
-        two_native.push(boot_two_native_at_once());
+        two_native.push(boot_two_native_at_once(2));
+        two_native_one_vcpu.push(boot_two_native_at_once(1));
     }
     let (both, native, two_native) = (median(both), median(native), median(two_native));
     metrics.push(Metric {
@@ -331,6 +338,13 @@ fn main() {
         )),
         target: Some(1.10),
         ..Metric::new("boot_both_shells_one_vcpu_each", one_vcpu, "seconds")
+    });
+    metrics.push(Metric {
+        baseline: Some((
+            median(two_native_one_vcpu),
+            "two native one-vCPU guests in two QEMUs started together on this host, no Janus",
+        )),
+        ..Metric::new("boot_one_vcpu_vs_two_native", one_vcpu, "seconds")
     });
     for (name, causes) in exits {
         let total = causes.iter().map(|(_, count)| count).sum::<u64>() as f64;
