@@ -52,6 +52,9 @@ pub struct Board {
     pub initrd: Option<(u64, u64)>,
     /// The hardware key that switches personalities, if the board has one.
     pub key: Option<HardwareKey>,
+    /// The boot entropy the loader put in `/chosen`: `rng-seed`, then
+    /// `kaslr-seed` (empty when there is none).
+    pub boot_seed: Vec<u8>,
 }
 
 /// The big-endian 32-bit cells of a property.
@@ -160,7 +163,16 @@ impl Board {
             (end > start).then_some((start, end))
         });
         let key = hardware_key(fdt);
+        let mut boot_seed = Vec::new();
+        if let Some(chosen) = fdt.find_node("/chosen") {
+            for name in ["rng-seed", "kaslr-seed"] {
+                if let Some(property) = chosen.property(name) {
+                    boot_seed.extend_from_slice(property.value);
+                }
+            }
+        }
         Ok(Board {
+            boot_seed,
             key,
             model: String::from(fdt.root().model()),
             cpus,
@@ -199,5 +211,7 @@ mod tests {
                 line: 3
             })
         );
+        // QEMU's 32-byte rng-seed and 8-byte kaslr-seed.
+        assert_eq!(board.boot_seed.len(), 40);
     }
 }

@@ -161,3 +161,49 @@ fn devmem_of_other_memory_faults_only_that_process() {
     linux.switch_to(0, "personal");
     assert_eq!(linux.run("hostname"), "personal");
 }
+
+/// Where this kernel's text starts, from /proc/kallsyms.
+fn kernel_text(linux: &mut Linux) -> String {
+    let address = linux.run("grep -w _stext /proc/kallsyms | cut -d' ' -f1");
+    assert_eq!(
+        address.len(),
+        16,
+        "no _stext in /proc/kallsyms: {address:?}"
+    );
+    address
+}
+
+#[test]
+fn each_start_of_each_personality_gets_its_own_boot_entropy() {
+    let mut linux = Linux::boot();
+    // A seeded CRNG from the first instant, and a kernel placed by its own
+    // kaslr-seed.
+    for name in ["personal", "work"] {
+        if name == "work" {
+            linux.switch_to(1, "work");
+            linux.wait_shell("work");
+        }
+        assert_eq!(linux.run("dmesg | grep -c 'KASLR enabled'"), "1", "{name}");
+        let crng = linux.run("dmesg | grep 'crng init done'");
+        assert!(crng.contains("[    0.000000]"), "{name}: {crng:?}");
+    }
+    let work = kernel_text(&mut linux);
+    linux.switch_to(0, "personal");
+    let personal = kernel_text(&mut linux);
+    assert_ne!(personal, work, "both personalities got the same kaslr-seed");
+    linux.switch_to(1, "work");
+    linux.qemu.send_line("reboot -f").expect("send");
+    linux.wait("[janus] work: restarted", BOOT_TIMEOUT);
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    while linux.qemu.output().matches("work: ready").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "work did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    linux.wait_shell("work");
+    let rebooted = kernel_text(&mut linux);
+    assert_ne!(rebooted, work, "a restart reused the previous kaslr-seed");
+    assert_ne!(rebooted, personal);
+}

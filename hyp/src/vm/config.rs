@@ -285,9 +285,12 @@ impl fmt::Display for ConfigError {
                 formatter,
                 "name is {length} characters long, more than {NAME_MAX_BYTES}"
             ),
+            // escape_default rather than Debug: the same quoting for what
+            // matters here, without core's printable-character tables in Janus.
             ConfigError::NameBadCharacter { character, .. } => write!(
                 formatter,
-                "name has {character:?}: only a-z, 0-9 and '-' are allowed"
+                "name has '{}': only a-z, 0-9 and '-' are allowed",
+                character.escape_default()
             ),
             ConfigError::DuplicateName { first, .. } => write!(
                 formatter,

@@ -7,8 +7,10 @@ use alloc::vec::Vec;
 
 use vm_fdt::{FdtWriter, FdtWriterResult};
 
+use super::entropy::GuestSeeds;
+
 /// What the generated tree describes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestTree<'a> {
     /// The personality's name (also the `model`).
     pub name: &'a str,
@@ -23,6 +25,9 @@ pub struct GuestTree<'a> {
     /// Whether to describe the virtual GICv3, timer and UART (Linux
     /// personalities); bare-metal probes only use hypercalls.
     pub devices: bool,
+    /// This start's `/chosen/rng-seed` and `/chosen/kaslr-seed`, when the board
+    /// gave Janus boot entropy (`vm/entropy.rs`).
+    pub seeds: Option<GuestSeeds>,
 }
 
 /// Where each personality sees its virtual devices (the virt board's addresses,
@@ -80,6 +85,10 @@ pub fn generate(tree: &GuestTree<'_>) -> FdtWriterResult<Vec<u8>> {
     if let Some((start, end)) = tree.initrd {
         fdt.property_u64("linux,initrd-start", start)?;
         fdt.property_u64("linux,initrd-end", end)?;
+    }
+    if let Some(seeds) = &tree.seeds {
+        fdt.property("rng-seed", &seeds.rng_seed)?;
+        fdt.property_u64("kaslr-seed", seeds.kaslr_seed)?;
     }
     fdt.end_node(chosen)?;
 
@@ -186,7 +195,32 @@ mod tests {
             bootargs: "probe.after=off",
             initrd: Some((0x8100_0000, 0x8110_0000)),
             devices: true,
+            seeds: None,
         }
+    }
+
+    #[test]
+    fn seeds_go_into_chosen_and_only_when_given() {
+        let blob = generate(&tree()).expect("generate");
+        let fdt = fdt::Fdt::new(&blob).expect("parse");
+        let chosen = fdt.find_node("/chosen").expect("chosen");
+        assert!(chosen.property("rng-seed").is_none());
+        assert!(chosen.property("kaslr-seed").is_none());
+        let seeds = GuestSeeds {
+            rng_seed: [0xa5; crate::vm::entropy::RNG_SEED_BYTES],
+            kaslr_seed: 0x0123_4567_89ab_cdef,
+        };
+        let blob = generate(&GuestTree {
+            seeds: Some(seeds),
+            ..tree()
+        })
+        .expect("generate");
+        let fdt = fdt::Fdt::new(&blob).expect("parse");
+        let chosen = fdt.find_node("/chosen").expect("chosen");
+        let rng = chosen.property("rng-seed").expect("rng-seed").value;
+        assert_eq!(rng, &seeds.rng_seed[..]);
+        let kaslr = chosen.property("kaslr-seed").expect("kaslr-seed").value;
+        assert_eq!(kaslr, &0x0123_4567_89ab_cdef_u64.to_be_bytes()[..]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod config;
 pub mod devices;
 pub mod devicetree;
+pub mod entropy;
 pub mod loader;
 pub mod personality;
 pub mod placement;

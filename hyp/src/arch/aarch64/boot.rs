@@ -20,6 +20,7 @@ use crate::vm::bundle::{Bundle, GuestKind};
 use crate::vm::config::{self, Limits};
 use crate::vm::devices::Devices;
 use crate::vm::devicetree::{self, GuestTree};
+use crate::vm::entropy::{BootEntropy, GuestSeeds, RNG_SEED_BYTES};
 use crate::vm::placement::{self, RAM_ALIGN};
 use crate::vm::{Personality, VmState};
 
@@ -35,8 +36,11 @@ pub struct GuestImage {
     pub kernel: &'static [u8],
     /// Initial RAM disk bytes, inside the boot bundle (may be empty).
     pub initrd: &'static [u8],
-    /// Its generated device tree.
-    pub dtb: Vec<u8>,
+    /// What its device tree describes; generated again at every start with
+    /// that start's seeds.
+    pub tree: GuestTree<'static>,
+    /// How many times it has started (numbers each start's seeds).
+    pub starts: AtomicU64,
     /// Where the kernel is loaded and entered.
     pub kernel_ipa: u64,
     /// Where the initrd is loaded.
@@ -53,6 +57,9 @@ pub struct GuestImage {
 
 /// The board, read once by the boot CPU.
 static BOARD: Once<Board> = Once::new();
+/// The key of every personality's boot seeds, from the board's boot entropy;
+/// `None` when the loader gave none. Set once by the boot CPU.
+static ENTROPY: Once<Option<BootEntropy>> = Once::new();
 /// The personalities, created once by the boot CPU before the other CPUs start.
 static PERSONALITIES: Once<Vec<Personality>> = Once::new();
 /// Per personality (same index): its image and stage-2 root.
@@ -145,6 +152,18 @@ fn primary(dtb: u64) -> ! {
         board.gicr,
         board.uart
     );
+    let entropy = BootEntropy::from_boot_seed(&board.boot_seed);
+    if entropy.is_some() {
+        janus_println!(
+            "boot entropy: {} bytes from /chosen; each personality start gets its own rng-seed and kaslr-seed",
+            board.boot_seed.len()
+        );
+    } else {
+        janus_println!(
+            "no boot entropy in /chosen: personalities boot without rng-seed or kaslr-seed"
+        );
+    }
+    ENTROPY.call_once(|| entropy);
     let board = BOARD.call_once(|| board);
 
     let Some((bundle_start, bundle_end)) = board.initrd else {
@@ -324,22 +343,32 @@ fn guest_image(
     }
     let initrd =
         (!config.initrd.is_empty()).then(|| (initrd_ipa, initrd_ipa + config.initrd.len() as u64));
-    let dtb = devicetree::generate(&GuestTree {
+    let tree = GuestTree {
         name: config.name,
         ram: (vm.ram_base, vm.ram_size),
         vcpus: config.vcpus,
         bootargs: config.bootargs,
         initrd,
         devices: config.kind == GuestKind::Linux,
-    })
-    .map_err(|_| "device tree generation failed")?;
+        seeds: None,
+    };
+    // Every start's tree has seeds of these sizes, so this one's size is theirs.
+    let sized = GuestTree {
+        seeds: Some(GuestSeeds {
+            rng_seed: [0; RNG_SEED_BYTES],
+            kaslr_seed: 0,
+        }),
+        ..tree
+    };
+    let dtb = devicetree::generate(&sized).map_err(|_| "device tree generation failed")?;
     if dtb.len() as u64 > DTB_AREA_BYTES {
         return Err("device tree larger than 2 MiB");
     }
     Ok(GuestImage {
         kernel: config.kernel,
         initrd: config.initrd,
-        dtb,
+        tree,
+        starts: AtomicU64::new(0),
         kernel_ipa,
         initrd_ipa,
         dtb_ipa,
@@ -355,12 +384,26 @@ fn guest_image(
 /// personalities load in parallel.
 pub fn restart(vm: &'static Personality) {
     let image = stage2(vm);
+    let start = image.starts.fetch_add(1, Ordering::Relaxed);
+    let seeds = ENTROPY
+        .get()
+        .and_then(Option::as_ref)
+        .map(|entropy| entropy.seeds(vm.id as u32, start));
+    let Ok(dtb) = devicetree::generate(&GuestTree {
+        seeds,
+        ..image.tree
+    }) else {
+        // The same tree was generated at boot; only running out of heap gets here.
+        janus_println!("{}: no memory for its device tree; it stays off", vm.name);
+        vm.set_state(VmState::Off);
+        return;
+    };
     // SAFETY: the range is this personality's RAM and none of its vCPUs runs.
     unsafe {
         memory::scrub_guest(vm.ram_base, vm.ram_size);
         memory::copy_to_guest(image.kernel_ipa, image.kernel);
         memory::copy_to_guest(image.initrd_ipa, image.initrd);
-        memory::copy_to_guest(image.dtb_ipa, &image.dtb);
+        memory::copy_to_guest(image.dtb_ipa, &dtb);
     }
     image.cntvoff.store(CNTPCT_EL0.get(), Ordering::Relaxed);
     if let Some(devices) = &vm.devices {
