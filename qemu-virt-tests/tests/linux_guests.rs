@@ -75,6 +75,20 @@ fn virtual_timer_interrupts_arrive_on_both_cpus() {
     }
 }
 
+/// Waits, with `work` in front, for the `work: ready` line of its restart
+/// (its second) and its shell prompt.
+fn wait_work_back(linux: &mut Linux) {
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    while linux.qemu.output().matches("work: ready").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "work did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    linux.wait_shell("work");
+}
+
 #[test]
 fn reboot_of_work_leaves_personal_answering() {
     let mut linux = Linux::boot();
@@ -86,15 +100,7 @@ fn reboot_of_work_leaves_personal_answering() {
     linux.switch_to(0, "personal");
     assert_eq!(linux.run("hostname"), "personal");
     linux.switch_to(1, "work");
-    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
-    while linux.qemu.output().matches("work: ready").count() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "work did not come back"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    linux.wait_shell("work");
+    wait_work_back(&mut linux);
     assert_eq!(linux.run("hostname"), "work");
     linux.switch_to(0, "personal");
     assert_eq!(linux.run("hostname"), "personal");
@@ -194,15 +200,7 @@ fn each_start_of_each_personality_gets_its_own_boot_entropy() {
     linux.switch_to(1, "work");
     linux.qemu.send_line("reboot -f").expect("send");
     linux.wait("[janus] work: restarted", BOOT_TIMEOUT);
-    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
-    while linux.qemu.output().matches("work: ready").count() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "work did not come back"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    linux.wait_shell("work");
+    wait_work_back(&mut linux);
     let rebooted = kernel_text(&mut linux);
     assert_ne!(rebooted, work, "a restart reused the previous kaslr-seed");
     assert_ne!(rebooted, personal);

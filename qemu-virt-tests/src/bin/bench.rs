@@ -146,7 +146,7 @@ fn reserved_bytes() -> f64 {
 const NATIVE_BOOTARGS: &str = "console=ttyAMA0 rdinit=/init quiet";
 
 /// Runs of each boot measurement; the median is reported.
-const BOOT_RUNS: usize = 3;
+const BOOT_RUNS: usize = 5;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

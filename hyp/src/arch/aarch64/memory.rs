@@ -6,6 +6,9 @@ use core::arch::asm;
 
 /// Cache line size used for maintenance; Cortex-A72 and QEMU use 64 bytes.
 const CACHE_LINE: u64 = 64;
+// The copy and scrub loops move one line per iteration as four 16-byte pairs
+// at offsets 0, 16, 32 and 48.
+const _: () = assert!(CACHE_LINE == 64);
 
 /// Copies guest memory at `address` into `buffer`, byte by byte with volatile
 /// loads because the guest's other vCPUs may write it concurrently.
@@ -55,8 +58,8 @@ pub unsafe fn copy_to_guest(address: u64, data: &[u8]) {
                 "stp {a}, {b}, [{dst}, #32]",
                 "stp {c}, {d}, [{dst}, #48]",
                 "dc cvac, {dst}",
-                "add {src}, {src}, #64",
-                "add {dst}, {dst}, #64",
+                "add {src}, {src}, #{line_bytes}",
+                "add {dst}, {dst}, #{line_bytes}",
                 "subs {n}, {n}, #1",
                 "b.ne 2b",
                 src = inout(reg) source => _,
@@ -66,6 +69,7 @@ pub unsafe fn copy_to_guest(address: u64, data: &[u8]) {
                 b = out(reg) _,
                 c = out(reg) _,
                 d = out(reg) _,
+                line_bytes = const CACHE_LINE,
                 options(nostack),
             );
         }
@@ -158,7 +162,7 @@ pub unsafe fn scrub_guest(address: u64, len: u64) {
                 "dc zva, {line}",
                 "3:",
                 "dc cvac, {line}",
-                "add {line}, {line}, #64",
+                "add {line}, {line}, #{line_bytes}",
                 "subs {n}, {n}, #1",
                 "b.ne 2b",
                 line = inout(reg) address => _,
@@ -168,6 +172,7 @@ pub unsafe fn scrub_guest(address: u64, len: u64) {
                 c = out(reg) _,
                 d = out(reg) _,
                 e = out(reg) _,
+                line_bytes = const CACHE_LINE,
                 options(nostack),
             );
         }
