@@ -31,6 +31,9 @@ pub struct QemuConfig {
     pub memory: String,
     /// `-icount shift=N`: virtual time counts instructions, for deterministic figures.
     pub icount_shift: Option<u32>,
+    /// `dtb-randomness=` of the virt machine: whether QEMU puts `rng-seed` and
+    /// `kaslr-seed` into the device tree (on by default, as QEMU does).
+    pub dtb_randomness: bool,
     /// Further arguments, appended after the ones the harness builds.
     pub extra_args: Vec<String>,
     /// Hard cap on the whole run: the watchdog kills QEMU once it has passed.
@@ -48,6 +51,7 @@ impl QemuConfig {
             virtualization: true,
             memory: "2G".to_owned(),
             icount_shift: None,
+            dtb_randomness: true,
             extra_args: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
         }
@@ -63,9 +67,14 @@ impl QemuConfig {
         let mut args: Vec<OsString> = vec![
             "-M".into(),
             format!(
-                "virt,virtualization={},gic-version={}",
+                "virt,virtualization={},gic-version={}{}",
                 if self.virtualization { "on" } else { "off" },
-                self.gic_version
+                self.gic_version,
+                if self.dtb_randomness {
+                    ""
+                } else {
+                    ",dtb-randomness=off"
+                }
             )
             .into(),
             "-cpu".into(),
@@ -163,11 +172,15 @@ mod tests {
             smp: 2,
             memory: "1G".to_owned(),
             icount_shift: Some(0),
+            dtb_randomness: false,
             extra_args: vec!["-d".to_owned(), "int".to_owned()],
             ..QemuConfig::new("/images/janus.bin")
         };
         let args = strings(&config.args(Path::new("/tmp/q.sock")));
-        assert_eq!(args[1], "virt,virtualization=on,gic-version=2");
+        assert_eq!(
+            args[1],
+            "virt,virtualization=on,gic-version=2,dtb-randomness=off"
+        );
         assert_eq!(args[5], "2");
         assert_eq!(args[7], "1G");
         assert_eq!(

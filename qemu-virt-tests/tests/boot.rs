@@ -1,6 +1,9 @@
 //! Janus boots at EL2, prints its boot lines, and runs both personalities at once.
 
+use std::time::Duration;
+
 use qemu_virt_tests::probe::{self, wait_for_all, LINE_TIMEOUT, SCAN};
+use qemu_virt_tests::{image_path, Qemu, QemuConfig};
 
 #[test]
 fn janus_prints_version_reservation_and_each_memory_map() {
@@ -72,4 +75,36 @@ fn both_personalities_run_both_vcpus_at_the_same_time() {
         first_work < last_personal,
         "work only ran after personal:\n{output}"
     );
+}
+
+#[test]
+fn boot_entropy_is_reported_and_its_absence_stops_nothing() {
+    let mut qemu = probe::boot("boot_entropy", SCAN, SCAN);
+    wait_for_all(&mut qemu, &["[janus] work: started"], LINE_TIMEOUT).unwrap();
+    assert!(
+        qemu.output()
+            .contains("[janus] boot entropy: 40 bytes from /chosen, 0 from the CPU"),
+        "QEMU's rng-seed and kaslr-seed were not found"
+    );
+    drop(qemu);
+    let config = QemuConfig {
+        initrd: Some(probe::bundle(
+            "boot_no_entropy",
+            &probe::probe_config(SCAN, SCAN),
+        )),
+        dtb_randomness: false,
+        timeout: Duration::from_secs(240),
+        ..QemuConfig::new(image_path("janus.bin"))
+    };
+    let mut qemu = Qemu::start(config).expect("start QEMU");
+    wait_for_all(
+        &mut qemu,
+        &[
+            "[janus] no boot entropy",
+            "personal: hello from vCPU 0 at EL1",
+            "work: hello from vCPU 0 at EL1",
+        ],
+        LINE_TIMEOUT,
+    )
+    .unwrap();
 }

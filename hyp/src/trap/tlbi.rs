@@ -17,7 +17,9 @@
 //!
 //! Encodings from the Arm ARM (DDI 0487, C5.5 "A64 system instructions for TLB
 //! maintenance"): op0 1, op1 0, CRn 8; CRm 3 is the Inner Shareable form, 7 the
-//! local one, and op2 picks the operation.
+//! local one, and op2 picks the operation. CRn 9 holds the same operations'
+//! nXS forms (FEAT_XS), which HCR_EL2.TTLB traps too: Janus performs the
+//! ordinary form, which completes at least as much.
 
 use super::esr::SysRegAccess;
 
@@ -41,8 +43,10 @@ pub enum TlbOperation {
     AddressAllAsidsLastLevel(u64),
 }
 
-/// CRn of every TLB maintenance instruction.
+/// CRn of the TLB maintenance instructions.
 const CRN_TLB: u8 = 8;
+/// CRn of their nXS forms (FEAT_XS).
+const CRN_TLB_NXS: u8 = 9;
 /// CRm of the Inner Shareable forms.
 const CRM_INNER_SHAREABLE: u8 = 3;
 /// CRm of the local (non-shareable) forms.
@@ -60,7 +64,10 @@ const OP2_VAALE1: u8 = 7;
 /// instruction, or `None` when `access` is not one (another system instruction
 /// or register). `value` is the guest's operand register (Xt).
 pub fn classify(access: &SysRegAccess, value: u64) -> Option<TlbOperation> {
-    if (access.op0, access.op1, access.crn) != (1, 0, CRN_TLB) || access.read {
+    if (access.op0, access.op1) != (1, 0)
+        || !matches!(access.crn, CRN_TLB | CRN_TLB_NXS)
+        || access.read
+    {
         return None;
     }
     if !matches!(access.crm, CRM_INNER_SHAREABLE | CRM_LOCAL) {
@@ -125,6 +132,23 @@ mod tests {
                 assert_eq!(classify(&access, 9), Some(operation), "CRm {crm} op2 {op2}");
             }
         }
+    }
+
+    #[test]
+    fn nxs_forms_are_the_same_operations() {
+        let access = SysRegAccess {
+            op0: 1,
+            op1: 0,
+            crn: 9,
+            crm: 3,
+            op2: 7,
+            rt: 2,
+            read: false,
+        };
+        assert_eq!(
+            classify(&access, 4),
+            Some(TlbOperation::AddressAllAsidsLastLevel(4))
+        );
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! timing for a good part of its boot), and `kaslr-seed` randomizes where it
 //! places itself. QEMU and U-Boot put both into the device tree they hand to
 //! Janus. Janus never passes them on as they are: the two personalities would
-//! then share a seed, and each would know the other's. It keys ChaCha20 (RFC
-//! 8439) with the boot seed and takes each start's seeds from the keystream
-//! under a nonce of its own (personality index, start count), so a personality
-//! learns nothing of the key or of any other seed from its own.
+//! then share a seed, and each would know the other's. It absorbs the boot
+//! seed (with the CPU's random number generator's output where FEAT_RNG has
+//! one, and the boot time) into a ChaCha20 (RFC 8439) key, and takes each
+//! start's seeds from the keystream under a nonce of its own (personality
+//! index, start count), so a personality learns nothing of the key or of any
+//! other seed from its own.
 #![forbid(unsafe_code)]
 
 use chacha20::cipher::{KeyIvInit, StreamCipher};
@@ -22,6 +24,10 @@ pub const RNG_SEED_BYTES: usize = 64;
 /// Bytes of boot seed below which Janus gives no seeds at all: a key with less
 /// than 128 bits would be a seed in name only.
 pub const MINIMUM_BOOT_SEED_BYTES: usize = 16;
+
+/// The personality field of the nonces the key derivation uses: no
+/// personality has this index, so derivation and seeds never share a nonce.
+const DERIVATION: u32 = u32::MAX;
 
 /// The seeds of one start of one personality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,31 +52,46 @@ impl core::fmt::Debug for BootEntropy {
 }
 
 impl BootEntropy {
-    /// A key from the boot device tree's seeds (`rng-seed` bytes, then the
-    /// `kaslr-seed` bytes), folded into 32 bytes by exclusive or, which keeps
-    /// every bit of entropy up to 256. `None` when there are fewer than
-    /// [`MINIMUM_BOOT_SEED_BYTES`].
-    pub fn from_boot_seed(seed: &[u8]) -> Option<Self> {
+    /// A key from the boot seed (the device tree's `rng-seed` and `kaslr-seed`,
+    /// and the CPU's random numbers if it has them) and `boot_time` (the
+    /// physical count at boot, which only makes a loader that always passes the
+    /// same seed less predictable, and is not counted as entropy). `None` when
+    /// the seed has fewer than [`MINIMUM_BOOT_SEED_BYTES`].
+    ///
+    /// Each 32-byte chunk of input is mixed into the key and the result replaced
+    /// by ChaCha20's keystream under that key, so the key is as unpredictable
+    /// as the least predictable chunk; chunks cannot cancel each other out.
+    pub fn new(seed: &[u8], boot_time: u64) -> Option<Self> {
         if seed.len() < MINIMUM_BOOT_SEED_BYTES {
             return None;
         }
-        let mut key = [0u8; 32];
-        for chunk in seed.chunks(key.len()) {
-            for (byte, &input) in key.iter_mut().zip(chunk) {
+        let mut entropy = Self { key: [0; 32] };
+        let time = boot_time.to_le_bytes();
+        for (index, chunk) in seed.chunks(32).chain([&time[..]]).enumerate() {
+            for (byte, &input) in entropy.key.iter_mut().zip(chunk) {
                 *byte ^= input;
             }
+            let mut next = [0u8; 32];
+            entropy.keystream(DERIVATION, index as u64, &mut next);
+            entropy.key = next;
         }
-        Some(Self { key })
+        Some(entropy)
+    }
+
+    /// ChaCha20's keystream under the key and the nonce (`personality`,
+    /// `count`), from block 0.
+    fn keystream(&self, personality: u32, count: u64, out: &mut [u8]) {
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&personality.to_le_bytes());
+        nonce[4..].copy_from_slice(&count.to_le_bytes());
+        out.fill(0);
+        ChaCha20::new(&self.key.into(), &nonce.into()).apply_keystream(out);
     }
 
     /// The seeds of start number `start` of personality `personality`.
     pub fn seeds(&self, personality: u32, start: u64) -> GuestSeeds {
-        let mut nonce = [0u8; 12];
-        nonce[..4].copy_from_slice(&personality.to_le_bytes());
-        nonce[4..].copy_from_slice(&start.to_le_bytes());
-        let mut cipher = ChaCha20::new(&self.key.into(), &nonce.into());
         let mut stream = [0u8; RNG_SEED_BYTES + 8];
-        cipher.apply_keystream(&mut stream);
+        self.keystream(personality, start, &mut stream);
         let mut rng_seed = [0u8; RNG_SEED_BYTES];
         rng_seed.copy_from_slice(&stream[..RNG_SEED_BYTES]);
         let mut kaslr = [0u8; 8];
@@ -88,27 +109,28 @@ mod tests {
 
     fn entropy() -> BootEntropy {
         let seed: Vec<u8> = (0u8..40).collect();
-        BootEntropy::from_boot_seed(&seed).expect("40 bytes are enough")
+        BootEntropy::new(&seed, 1234).expect("40 bytes are enough")
     }
 
     #[test]
     fn too_little_boot_seed_gives_no_entropy() {
-        assert!(BootEntropy::from_boot_seed(&[]).is_none());
-        assert!(BootEntropy::from_boot_seed(&[7; MINIMUM_BOOT_SEED_BYTES - 1]).is_none());
-        assert!(BootEntropy::from_boot_seed(&[7; MINIMUM_BOOT_SEED_BYTES]).is_some());
+        assert!(BootEntropy::new(&[], 99).is_none());
+        assert!(BootEntropy::new(&[7; MINIMUM_BOOT_SEED_BYTES - 1], 99).is_none());
+        assert!(BootEntropy::new(&[7; MINIMUM_BOOT_SEED_BYTES], 99).is_some());
     }
 
     #[test]
     fn the_keystream_is_rfc_8439_chacha20() {
         // RFC 8439 §2.4.2: key 00 01 .. 1f, nonce 00 00 00 00 00 00 00 4a 00 00
         // 00 00; the keystream block with counter 1 starts 22 4f 51 f3 40 1b d9
-        // e1. Personality 0 and start 0x4a00_0000 make that nonce, and the
-        // kaslr-seed is the first 8 bytes of block 1.
-        let key: Vec<u8> = (0u8..32).collect();
-        let entropy = BootEntropy::from_boot_seed(&key).expect("32 bytes");
-        let seeds = entropy.seeds(0, 0x4a00_0000);
+        // e1. Personality 0 and count 0x4a00_0000 make that nonce.
+        let entropy = BootEntropy {
+            key: core::array::from_fn(|index| index as u8),
+        };
+        let mut stream = [0u8; 72];
+        entropy.keystream(0, 0x4a00_0000, &mut stream);
         assert_eq!(
-            seeds.kaslr_seed.to_le_bytes(),
+            stream[64..],
             [0x22, 0x4f, 0x51, 0xf3, 0x40, 0x1b, 0xd9, 0xe1]
         );
     }
@@ -134,11 +156,26 @@ mod tests {
     }
 
     #[test]
-    fn a_different_boot_seed_gives_different_seeds() {
-        let mut seed: Vec<u8> = (0u8..40).collect();
-        seed[39] ^= 1;
-        let other = BootEntropy::from_boot_seed(&seed).expect("40 bytes");
-        assert_ne!(entropy().seeds(0, 0), other.seeds(0, 0));
+    fn every_bit_of_the_seed_and_the_boot_time_changes_the_seeds() {
+        let seed: Vec<u8> = (0u8..40).collect();
+        let reference = entropy().seeds(0, 0);
+        for position in [0, 31, 32, 39] {
+            let mut changed = seed.clone();
+            changed[position] ^= 1;
+            let other = BootEntropy::new(&changed, 1234).expect("40 bytes");
+            assert_ne!(reference, other.seeds(0, 0), "byte {position}");
+        }
+        let later = BootEntropy::new(&seed, 1235).expect("40 bytes");
+        assert_ne!(reference, later.seeds(0, 0), "boot time");
+    }
+
+    #[test]
+    fn chunks_that_repeat_do_not_cancel() {
+        // Folding by exclusive or alone would give an all-zero key here.
+        let seed = [0x5a; 64];
+        let entropy = BootEntropy::new(&seed, 0).expect("64 bytes");
+        assert_ne!(entropy.key, [0; 32]);
+        assert_ne!(entropy.seeds(0, 0).rng_seed, [0; RNG_SEED_BYTES]);
     }
 
     #[test]

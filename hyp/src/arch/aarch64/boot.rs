@@ -3,9 +3,10 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use aarch64_cpu::registers::{Readable, CNTPCT_EL0, ID_AA64MMFR0_EL1};
+use aarch64_cpu::registers::{Readable, CNTPCT_EL0, ID_AA64ISAR0_EL1, ID_AA64MMFR0_EL1};
 use spin::Once;
 
 use crate::arch::aarch64::entry::{self, MAX_CPUS};
@@ -115,7 +116,7 @@ fn primary(dtb: u64) -> ! {
         Ok(fdt) => fdt,
         Err(_) => halt(),
     };
-    let board = match Board::from_fdt(&fdt) {
+    let mut board = match Board::from_fdt(&fdt) {
         Ok(board) => board,
         Err(_) => {
             // Without a UART there is nowhere to say why; QEMU's virt board has one here.
@@ -152,17 +153,25 @@ fn primary(dtb: u64) -> ! {
         board.gicr,
         board.uart
     );
-    let entropy = BootEntropy::from_boot_seed(&board.boot_seed);
+    // The loader's seed leaves the board description: only the key stays.
+    let mut seed = core::mem::take(&mut board.boot_seed);
+    let loader_bytes = seed.len();
+    let random = hardware_random();
+    seed.extend_from_slice(random.as_ref().map_or(&[][..], |bytes| &bytes[..]));
+    let entropy = BootEntropy::new(&seed, CNTPCT_EL0.get());
     if entropy.is_some() {
         janus_println!(
-            "boot entropy: {} bytes from /chosen; each personality start gets its own rng-seed and kaslr-seed",
-            board.boot_seed.len()
+            "boot entropy: {} bytes from /chosen, {} from the CPU (RNDR); each personality start gets its own rng-seed and kaslr-seed",
+            loader_bytes,
+            seed.len() - loader_bytes
         );
     } else {
         janus_println!(
-            "no boot entropy in /chosen: personalities boot without rng-seed or kaslr-seed"
+            "no boot entropy (nothing in /chosen, no RNDR): personalities boot without rng-seed or kaslr-seed"
         );
     }
+    seed.fill(0);
+    core::hint::black_box(&seed);
     ENTROPY.call_once(|| entropy);
     let board = BOARD.call_once(|| board);
 
@@ -378,6 +387,35 @@ fn guest_image(
     })
 }
 
+/// 32 bytes from the CPU's random number generator (RNDR, FEAT_RNG), or `None`
+/// when it has none or it fails.
+fn hardware_random() -> Option<[u8; 32]> {
+    // ID_AA64ISAR0_EL1.RNDR, bits [63:60]: 0b0001 when RNDR and RNDRRS exist.
+    if ID_AA64ISAR0_EL1.get() >> 60 == 0 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_mut(8) {
+        let (value, valid): (u64, u64);
+        // SAFETY: RNDR (S3_3_C2_C4_0) only returns a number and sets NZCV
+        // (Z when it could not); the CPU implements it, as checked above.
+        unsafe {
+            asm!(
+                "mrs {value}, S3_3_C2_C4_0",
+                "cset {valid}, ne",
+                value = out(reg) value,
+                valid = out(reg) valid,
+                options(nomem, nostack),
+            )
+        };
+        if valid == 0 {
+            return None;
+        }
+        chunk.copy_from_slice(&value.to_le_bytes());
+    }
+    Some(bytes)
+}
+
 /// (Re)starts a personality: clears its RAM, loads kernel, initrd and device
 /// tree, and starts vCPU 0 at the kernel with x0 = device tree. Runs on the
 /// physical CPU of its vCPU 0 when none of its vCPUs is running, so that
@@ -389,7 +427,7 @@ pub fn restart(vm: &'static Personality) {
         .get()
         .and_then(Option::as_ref)
         .map(|entropy| entropy.seeds(vm.id as u32, start));
-    let Ok(dtb) = devicetree::generate(&GuestTree {
+    let Ok(mut dtb) = devicetree::generate(&GuestTree {
         seeds,
         ..image.tree
     }) else {
@@ -405,6 +443,9 @@ pub fn restart(vm: &'static Personality) {
         memory::copy_to_guest(image.initrd_ipa, image.initrd);
         memory::copy_to_guest(image.dtb_ipa, &dtb);
     }
+    // The seeds are the personality's alone: leave no copy in Janus' heap.
+    dtb.fill(0);
+    core::hint::black_box(&dtb);
     image.cntvoff.store(CNTPCT_EL0.get(), Ordering::Relaxed);
     if let Some(devices) = &vm.devices {
         devices.lock().reset();

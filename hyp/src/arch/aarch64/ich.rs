@@ -25,9 +25,12 @@ use aarch64_cpu::registers::{
 /// Most list registers the architecture defines.
 pub const MAX_LRS: usize = crate::dev::vgic::lr_cache::MAX_LRS;
 
-/// ICH_VTR_EL2.ListRegs + 1, read once at boot (every CPU of a board has the
-/// same CPU interface); 0 until then.
-static LR_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Each physical CPU's ICH_VTR_EL2.ListRegs + 1, read on its first use (0
+/// until then): CPUs of one board may differ (big.LITTLE), and touching a
+/// list register a CPU lacks is UNDEFINED.
+#[allow(clippy::declare_interior_mutable_const)]
+const UNKNOWN_COUNT: AtomicUsize = AtomicUsize::new(0);
+static LR_COUNTS: [AtomicUsize; MAX_CPUS] = [UNKNOWN_COUNT; MAX_CPUS];
 
 /// Each physical CPU's list-register cache; CPU `i` only ever locks entry `i`
 /// (the lock only satisfies the type system: there is no contention).
@@ -35,34 +38,46 @@ static LR_COUNT: AtomicUsize = AtomicUsize::new(0);
 const EMPTY_CACHE: Mutex<LrCache> = Mutex::new(LrCache::new());
 static CACHES: [Mutex<LrCache>; MAX_CPUS] = [EMPTY_CACHE; MAX_CPUS];
 
+/// This CPU's index into the per-CPU arrays above.
+fn this_cpu() -> usize {
+    let index = percpu::index();
+    // `percpu::init` refuses indices from MAX_CPUS on, and TPIDR_EL2 points
+    // into its slots, so this holds on every CPU that runs a vCPU.
+    assert!(index < MAX_CPUS, "CPU index {index} beyond MAX_CPUS");
+    index
+}
+
 /// Runs `f` on this CPU's list-register cache.
 fn with_cache<T>(f: impl FnOnce(&mut LrCache) -> T) -> T {
-    let mut spare = LrCache::new();
-    match CACHES.get(percpu::index()) {
+    match CACHES.get(this_cpu()) {
         Some(cache) => f(&mut cache.lock()),
-        // Not reachable (TPIDR_EL2 points into the per-CPU slots); an unknown
-        // CPU works uncached.
-        None => f(&mut spare),
+        None => unreachable!("this_cpu() is below MAX_CPUS"),
     }
 }
 
 /// Number of list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
 pub fn lr_count() -> usize {
-    let cached = LR_COUNT.load(Ordering::Relaxed);
+    let Some(slot) = LR_COUNTS.get(this_cpu()) else {
+        unreachable!("this_cpu() is below MAX_CPUS");
+    };
+    let cached = slot.load(Ordering::Relaxed);
     if cached != 0 {
         return cached;
     }
     let count = (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1).min(MAX_LRS);
-    LR_COUNT.store(count, Ordering::Relaxed);
+    slot.store(count, Ordering::Relaxed);
     count
 }
 
 /// ICH_ELRSR_EL2 (S3_4_C12_C11_5): bit `n` set when list register `n` holds
-/// nothing. aarch64-cpu does not name it.
+/// nothing. aarch64-cpu does not name it. It is derived from the list
+/// registers, so reading it after writing them is an indirect read that only
+/// a context synchronization event orders (Arm ARM D19.2, "Synchronization
+/// requirements for AArch64 System registers"): hence the ISB.
 fn read_elrsr() -> u64 {
     let value: u64;
-    // SAFETY: reading ICH_ELRSR_EL2 has no side effects.
-    unsafe { asm!("mrs {v}, S3_4_C12_C11_5", v = out(reg) value, options(nomem, nostack)) };
+    // SAFETY: an ISB and a read of ICH_ELRSR_EL2 have no side effects.
+    unsafe { asm!("isb", "mrs {v}, S3_4_C12_C11_5", v = out(reg) value, options(nomem, nostack)) };
     value
 }
 

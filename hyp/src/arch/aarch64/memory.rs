@@ -4,11 +4,21 @@
 
 use core::arch::asm;
 
-/// Cache line size used for maintenance; Cortex-A72 and QEMU use 64 bytes.
+/// Bytes the copy and scrub loops move per iteration, as four 16-byte pairs at
+/// offsets 0, 16, 32 and 48, with one cache maintenance operation each: they
+/// are used only where the smallest data cache line is at least this long
+/// (Cortex-A72 and QEMU: 64 bytes), so that no line is left uncleaned.
 const CACHE_LINE: u64 = 64;
-// The copy and scrub loops move one line per iteration as four 16-byte pairs
-// at offsets 0, 16, 32 and 48.
 const _: () = assert!(CACHE_LINE == 64);
+
+/// The smallest data cache line of this CPU (CTR_EL0.DminLine: log2 of the
+/// size in words), which cache maintenance by address must step by.
+fn dcache_line_bytes() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {v}, ctr_el0", v = out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
 
 /// Copies guest memory at `address` into `buffer`, byte by byte with volatile
 /// loads because the guest's other vCPUs may write it concurrently.
@@ -36,7 +46,10 @@ pub unsafe fn copy_from_guest(address: u64, buffer: &mut [u8]) {
 /// The range must be RAM of a personality that is not running.
 pub unsafe fn copy_to_guest(address: u64, data: &[u8]) {
     let source = data.as_ptr() as u64;
-    let lines = if address.is_multiple_of(CACHE_LINE) && source.is_multiple_of(16) {
+    let lines = if address.is_multiple_of(CACHE_LINE)
+        && source.is_multiple_of(16)
+        && dcache_line_bytes() >= CACHE_LINE
+    {
         data.len() as u64 / CACHE_LINE
     } else {
         0
@@ -110,19 +123,20 @@ pub unsafe fn zero_guest(address: u64, len: u64) {
     }
     let mut line = first;
     while line < last {
-        // SAFETY: DC ZVA zeroes exactly one block inside the caller's range;
-        // DC CVAC then writes that line back to memory.
-        unsafe { asm!("dc zva, {line}", "dc cvac, {line}", line = in(reg) line, options(nostack)) };
+        // SAFETY: DC ZVA zeroes exactly one block inside the caller's range.
+        unsafe { asm!("dc zva, {line}", line = in(reg) line, options(nostack)) };
         line += block;
     }
-    clean_to_poc(address, first - address);
-    clean_to_poc(last, end - last);
+    // A ZVA block may span several cache lines: clean them all.
+    clean_to_poc(address, len);
 }
 
 /// Makes guest memory read as zero to every observer: lines that are not zero
-/// already are zeroed (DC ZVA); every line is cleaned to the point of
-/// coherency, so a guest reading with its MMU off cannot see older data behind
-/// a cached zero.
+/// already are zeroed (DC ZVA) and cleaned to the point of coherency, so a
+/// guest reading with its MMU off cannot see older data behind a cached zero.
+/// Each line is cleaned and invalidated before it is read, so that the check
+/// sees memory and not a stale clean line: the previous occupant may have
+/// written it with its MMU off, past the cache.
 ///
 /// Reading first is what makes a personality's first start cheap where RAM
 /// is still untouched (QEMU backs it with the host's zero page until it is
@@ -133,8 +147,11 @@ pub unsafe fn zero_guest(address: u64, len: u64) {
 /// The range must be RAM of a personality that is not running, page aligned.
 pub unsafe fn scrub_guest(address: u64, len: u64) {
     let end = address.saturating_add(len);
-    let Some(block) = zva_block_bytes().filter(|&block| block == CACHE_LINE) else {
-        // No DC ZVA of a line's size: zero everything the plain way.
+    let Some(block) =
+        zva_block_bytes().filter(|&block| block == CACHE_LINE && dcache_line_bytes() >= CACHE_LINE)
+    else {
+        // No DC ZVA of the loop's size, or shorter cache lines: zero everything
+        // with `zero_guest`.
         // SAFETY: forwarded from the caller.
         unsafe { zero_guest(address, len) };
         return;
@@ -142,11 +159,13 @@ pub unsafe fn scrub_guest(address: u64, len: u64) {
     let lines = (end - address) / block;
     if lines > 0 {
         // SAFETY: the caller guarantees `lines` whole lines from `address`
-        // (page aligned, so line aligned) are RAM nobody uses now; DC ZVA zeroes
-        // exactly the line it names and DC CVAC only writes it back.
+        // (page aligned, so line aligned) are RAM nobody uses now; DC CIVAC
+        // writes back and drops the line, DC ZVA zeroes exactly the line it
+        // names and DC CVAC writes it back.
         unsafe {
             asm!(
                 "2:",
+                "dc civac, {line}",
                 "ldp {a}, {b}, [{line}]",
                 "ldp {c}, {d}, [{line}, #16]",
                 "orr {a}, {a}, {b}",
@@ -160,8 +179,8 @@ pub unsafe fn scrub_guest(address: u64, len: u64) {
                 "orr {a}, {a}, {d}",
                 "cbz {a}, 3f",
                 "dc zva, {line}",
-                "3:",
                 "dc cvac, {line}",
+                "3:",
                 "add {line}, {line}, #{line_bytes}",
                 "subs {n}, {n}, #1",
                 "b.ne 2b",
@@ -177,8 +196,8 @@ pub unsafe fn scrub_guest(address: u64, len: u64) {
             );
         }
     }
-    // SAFETY: forwarded from the caller; a ragged end (not page aligned) is
-    // zeroed the plain way.
+    // SAFETY: forwarded from the caller; a ragged end (not page aligned) goes
+    // through `zero_guest`.
     unsafe { zero_guest(address + lines * block, end - address - lines * block) };
     // SAFETY: barriers change no data.
     unsafe { asm!("dsb sy", options(nostack)) };
@@ -195,15 +214,18 @@ fn zva_block_bytes() -> Option<u64> {
 }
 
 /// Cleans data cache lines covering `[address, address + len)` to the point of
-/// coherency, then invalidates the instruction cache.
+/// coherency, then invalidates the instruction caches of every CPU in the inner
+/// shareable domain (a vCPU may start later on another CPU that still holds
+/// the previous occupant's instructions).
 fn clean_to_poc(address: u64, len: u64) {
-    let mut line = address & !(CACHE_LINE - 1);
+    let step = dcache_line_bytes();
+    let mut line = address & !(step - 1);
     let end = address.saturating_add(len);
     while line < end {
         // SAFETY: DC CVAC only writes back cache contents; it changes no data.
         unsafe { asm!("dc cvac, {line}", line = in(reg) line, options(nostack)) };
-        line += CACHE_LINE;
+        line += step;
     }
     // SAFETY: barriers and instruction cache invalidation change no data.
-    unsafe { asm!("dsb sy", "ic iallu", "dsb sy", "isb", options(nostack)) };
+    unsafe { asm!("dsb sy", "ic ialluis", "dsb sy", "isb", options(nostack)) };
 }

@@ -93,8 +93,11 @@ const INSTRUCTION_BYTES: u64 = 4;
 /// operations act on the EL1&0 regime of the current VMID (Arm ARM D8.13,
 /// "TLB maintenance instructions"). See `trap/tlbi.rs` for when this is enough.
 fn invalidate_locally(operation: TlbOperation) {
-    // SAFETY: TLB invalidation and barriers change no memory; they
-    // only drop cached translations of the guest, which it asked for.
+    // SAFETY: TLB invalidation and barriers change no memory. The operand is
+    // the guest's, but these EL1 operations only reach the EL1&0 regime of the
+    // VMID in VTTBR_EL2, which is this personality's while its vCPU's exit is
+    // handled; Janus' own EL2 regime (HCR_EL2.E2H = 0) and the stage-2 tables
+    // are not touched, so the guest can drop nothing but its own translations.
     unsafe {
         match operation {
             TlbOperation::All => asm!("tlbi vmalle1", options(nostack)),

@@ -21,7 +21,7 @@ pub const MAX_LRS: usize = 16;
 /// Janus' copy of one CPU's list registers and ICH_HCR_EL2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LrCache {
-    /// The value last written to ICH_LR<n>_EL2, for the first `count` registers.
+    /// The value last written to each `ICH_LR<n>_EL2`.
     written: [u64; MAX_LRS],
     /// The value last written to ICH_HCR_EL2.
     control: u64,
@@ -44,7 +44,7 @@ impl LrCache {
     }
 
     /// Fills `lrs` with what the list registers hold now. `elrsr` is ICH_ELRSR_EL2
-    /// (bit `n` set: list register `n` holds nothing); `read(n)` reads ICH_LR<n>_EL2
+    /// (bit `n` set: list register `n` holds nothing); `read(n)` reads `ICH_LR<n>_EL2`
     /// and is called only for list registers that were written in use and that
     /// ICH_ELRSR_EL2 does not show empty.
     pub fn current(&self, elrsr: u64, mut read: impl FnMut(usize) -> u64, lrs: &mut [u64]) {

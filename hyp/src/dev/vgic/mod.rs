@@ -19,12 +19,15 @@
 //!
 //! One `Vgic` per VM, behind that VM's `spin::Mutex`; every method is pure logic.
 //!
-//! * On every exit of vCPU `v`, read its list registers into an array and call
-//!   [`Vgic::sync`]; before every entry call [`Vgic::flush`] on the same array, write
-//!   all `lr_count` list registers back, and set ICH_HCR_EL2.UIE to what `flush`
-//!   returned.
+//! * To bring vCPU `v` up to date, read its list registers into an array (what they hold
+//!   now: [`lr_cache::LrCache::current`] reads only those the guest may have changed) and
+//!   call [`Vgic::sync`]; then call [`Vgic::flush`] on the same array, write back the list
+//!   registers that changed, and set ICH_HCR_EL2.UIE to what `flush` returned. Do it at
+//!   least after every interrupt, trapped GIC register, WFI and distributor or
+//!   redistributor access of `v`, and whenever [`VirtualGic::stale`] names `v`.
 //! * After any call, [`Vgic::take_kicks`] names the vCPUs whose list registers are now out
-//!   of date; send each one running on another CPU a physical SGI so it exits and flushes.
+//!   of date; send each one running on another CPU a physical SGI so it exits and flushes
+//!   (whoever takes a vCPU's bit owes it that SGI).
 //! * A maintenance interrupt (underflow, or EOI of a level-sensitive interrupt, whose list
 //!   registers carry the EOI bit) needs no handling beyond the exit itself: `sync` frees
 //!   the deactivated list registers, which also clears ICH_EISR_EL2, and `flush` refills.
