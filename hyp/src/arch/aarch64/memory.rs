@@ -55,9 +55,10 @@ pub unsafe fn copy_to_guest(address: u64, data: &[u8]) {
         0
     };
     if lines > 0 {
-        // SAFETY: `lines` whole cache lines lie inside both `data` and the
-        // caller's range; the source is 16-byte aligned for LDP and the
-        // destination line aligned for DC CVAC. The loop clobbers only the
+        // SAFETY: `lines` whole 64-byte blocks lie inside both `data` and the
+        // caller's range (Normal memory, where LDP and STP need no alignment);
+        // each destination block is line aligned and no shorter than a cache
+        // line, so its one DC CVAC cleans all of it. The loop clobbers only the
         // registers it declares.
         unsafe {
             asm!(
