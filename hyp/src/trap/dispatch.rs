@@ -53,7 +53,7 @@ pub trait Services {
 }
 
 /// Size of an A64 instruction; trapped SMC, sysreg accesses and WFx return past it.
-const INSTRUCTION_BYTES: u64 = 4;
+pub const INSTRUCTION_BYTES: u64 = 4;
 /// Faults reported per personality before Janus stops naming each one.
 const REPORTED_FAULTS: u32 = 16;
 

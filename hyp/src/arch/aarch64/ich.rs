@@ -38,28 +38,23 @@ static LR_COUNTS: [AtomicUsize; MAX_CPUS] = [UNKNOWN_COUNT; MAX_CPUS];
 const EMPTY_CACHE: Mutex<LrCache> = Mutex::new(LrCache::new());
 static CACHES: [Mutex<LrCache>; MAX_CPUS] = [EMPTY_CACHE; MAX_CPUS];
 
-/// This CPU's index into the per-CPU arrays above.
+/// This CPU's index into the per-CPU arrays above. `percpu::init` refuses
+/// indices from MAX_CPUS on and TPIDR_EL2 points into its slots, so the index
+/// is always in range on a CPU that runs a vCPU; a broken invariant panics.
 fn this_cpu() -> usize {
     let index = percpu::index();
-    // `percpu::init` refuses indices from MAX_CPUS on, and TPIDR_EL2 points
-    // into its slots, so this holds on every CPU that runs a vCPU.
     assert!(index < MAX_CPUS, "CPU index {index} beyond MAX_CPUS");
     index
 }
 
 /// Runs `f` on this CPU's list-register cache.
 fn with_cache<T>(f: impl FnOnce(&mut LrCache) -> T) -> T {
-    match CACHES.get(this_cpu()) {
-        Some(cache) => f(&mut cache.lock()),
-        None => unreachable!("this_cpu() is below MAX_CPUS"),
-    }
+    f(&mut CACHES[this_cpu()].lock())
 }
 
 /// Number of list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
 pub fn lr_count() -> usize {
-    let Some(slot) = LR_COUNTS.get(this_cpu()) else {
-        unreachable!("this_cpu() is below MAX_CPUS");
-    };
+    let slot = &LR_COUNTS[this_cpu()];
     let cached = slot.load(Ordering::Relaxed);
     if cached != 0 {
         return cached;

@@ -17,7 +17,7 @@ use super::context::El1Context;
 use super::exception::halt;
 use super::vectors::{enter_guest, ExitKind};
 use super::{firmware, gic, ich, key, memory, percpu, uart};
-use crate::trap::dispatch::{self, Action, Services};
+use crate::trap::dispatch::{self, Action, Services, INSTRUCTION_BYTES};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
 use crate::trap::tlbi::{self, TlbOperation};
@@ -85,9 +85,6 @@ fn tlb_maintenance_exit(cpu: &mut percpu::PerCpu, vm: &Personality, syndrome: u6
     true
 }
 
-/// Size of an A64 instruction: a trapped system instruction returns past it.
-const INSTRUCTION_BYTES: u64 = 4;
-
 /// Performs a lone vCPU's trapped TLB maintenance on this CPU only, for the
 /// VMID in VTTBR_EL2: executed at EL2 with HCR_EL2.{E2H, TGE} = {0, 0}, the EL1
 /// operations act on the EL1&0 regime of the current VMID (Arm ARM D8.13,
@@ -127,9 +124,9 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
     let action = if kind == ExitKind::Sync as u64 {
         let exit = esr::decode(syndrome, FAR_EL2.get(), HPFAR_EL2.get());
         involves_vgic = involves_vgic_state(vm, &exit);
-        if matches!(exit, esr::Exit::Wfx { .. }) {
+        if matches!(exit, esr::Exit::Wfx { wfe: false }) {
             // Whether the vCPU may sleep depends on what its list registers
-            // hold now.
+            // hold now; afterwards an interrupt that woke it exits on its own.
             update_vgic(vm, cpu.vcpu);
         }
         dispatch::handle_exit(
@@ -184,17 +181,18 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
 }
 
 /// Whether an exit's handling needs the vGIC model and the list registers in
-/// step: an access to the emulated distributor or redistributors (whose
-/// answers come from the model, so a guest polling one must see what its list
-/// registers did), a trapped GIC system register, WFI/WFE. Other exits only
-/// reach the vGIC through a device changing a line, which `settle_vgic` sees.
+/// step afterwards: an access to the emulated distributor or redistributors
+/// (whose answers come from the model, so a guest polling one must see what
+/// its list registers did) or a trapped GIC system register. WFI brings them
+/// in step before it is handled; other exits only reach the vGIC through a
+/// device changing a line, which `settle_vgic` sees.
 fn involves_vgic_state(vm: &Personality, exit: &esr::Exit) -> bool {
     match exit {
         esr::Exit::Mmio(access) => vm
             .devices
             .as_ref()
             .is_some_and(|devices| devices.lock().is_interrupt_controller(access.ipa)),
-        esr::Exit::SysReg(_) | esr::Exit::Wfx { .. } => true,
+        esr::Exit::SysReg(_) => true,
         _ => false,
     }
 }
