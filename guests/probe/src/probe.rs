@@ -189,6 +189,7 @@ fn boot_vcpu(dtb: u64) -> ! {
     if mode == "wfi" {
         halt();
     }
+    ram_check(ram_base, ram_size);
     start_secondaries(vcpus, ram_base);
     crate::attacks::run_all(ram_base, ram_size);
     match mode {
@@ -210,6 +211,59 @@ fn boot_vcpu(dtb: u64) -> ! {
         beat += 1;
         say!("alive {beat}");
         delay_ms(200);
+    }
+}
+
+/// What the probe leaves in its RAM for its next start to look for.
+const LEFTOVER: &[u8; 16] = b"probe-leftover!\n";
+const MARKER: u64 = 0x4a61_6e75_735f_5052;
+const MIB: u64 = 1024 * 1024;
+
+/// Checks that Janus gave this start clean RAM, then leaves data behind for the
+/// next start (after SYSTEM_RESET) to check again. The places lie in different
+/// 2 MiB chunks above the probe's image and below its device tree.
+///
+/// The first thing the probe does with the leftover place is hand it to the
+/// console hypercall, before touching it: Janus must clear what is still behind
+/// it (the last start's `LEFTOVER`) before reading it for the guest, so nothing
+/// is printed (NUL bytes are dropped).
+fn ram_check(ram_base: u64, ram_size: u64) {
+    let leftover = ram_base + ram_size / 2;
+    let places = [
+        ram_base + 4 * MIB,
+        ram_base + 6 * MIB + 0x1238,
+        ram_base + ram_size - 2 * MIB - 8,
+        leftover + 64,
+    ];
+    hvc(hvc::CONSOLE_WRITE, leftover, LEFTOVER.len() as u64, 0);
+    let mut dirty = 0;
+    for &place in &places {
+        // SAFETY: the place is in this guest's RAM, aligned, and used by nothing else.
+        let value = unsafe { core::ptr::read_volatile(place as *const u64) };
+        if value != 0 {
+            say!("RAM not clear at {place:#x}: {value:#x}");
+            dirty += 1;
+        }
+    }
+    // A store as the first touch of a chunk must land.
+    let first_store = ram_base + ram_size - 4 * MIB + 0x88;
+    // SAFETY: as above.
+    let stored = unsafe {
+        core::ptr::write_volatile(first_store as *mut u64, MARKER);
+        core::ptr::read_volatile(first_store as *const u64)
+    };
+    for &place in &places {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(place as *mut u64, MARKER) };
+    }
+    for (index, &byte) in LEFTOVER.iter().enumerate() {
+        // SAFETY: as above; the leftover bytes end before `leftover + 64`.
+        unsafe { core::ptr::write_volatile((leftover + index as u64) as *mut u8, byte) };
+    }
+    if dirty == 0 && stored == MARKER {
+        say!("RAM clear at {} places, first store kept", places.len());
+    } else if stored != MARKER {
+        say!("first store to {first_store:#x} lost: reads {stored:#x}");
     }
 }
 

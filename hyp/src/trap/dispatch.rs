@@ -30,8 +30,8 @@ pub trait Services {
     fn inject(&mut self, injection: &Injection);
     /// The guest's VBAR_EL1.
     fn vbar_el1(&self) -> u64;
-    /// Copies guest RAM at `ipa` into `buffer`; the caller has checked the range.
-    fn copy_from_guest(&self, ipa: u64, buffer: &mut [u8]);
+    /// Copies `personality`'s RAM at `ipa` into `buffer`; the caller has checked the range.
+    fn copy_from_guest(&self, personality: &Personality, ipa: u64, buffer: &mut [u8]);
     /// Prints one complete line of a personality's console output.
     fn console_line(&mut self, personality: &Personality, line: &[u8]);
     /// Interrupts physical CPU `pcpu` so it looks at its vCPU's state again.
@@ -497,12 +497,12 @@ fn console_write(vm: &Personality, ipa: u64, len: u64, services: &mut dyn Servic
         let Some(buffer) = chunk.get_mut(..take) else {
             break;
         };
-        services.copy_from_guest(ipa + done, buffer);
+        services.copy_from_guest(vm, ipa + done, buffer);
         for &byte in buffer.iter() {
             if byte == b'\n' {
                 services.console_line(vm, &line);
                 line.clear();
-            } else if byte != b'\r' {
+            } else if byte != b'\r' && byte != 0 {
                 line.push(byte);
                 if line.len() >= crate::vm::personality::CONSOLE_LINE_BYTES {
                     services.console_line(vm, &line);

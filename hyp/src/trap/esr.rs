@@ -422,6 +422,25 @@ pub const fn ipa_needs_far_translation(esr: u64) -> bool {
         )
 }
 
+/// The faulting IPA's page of a stage-2 Translation fault from the guest (a Data or
+/// Instruction Abort from a lower EL, on its own table walk or not), or `None` for any
+/// other exception. A Translation fault taken to EL2 from EL1 or EL0 is always a stage-2
+/// one (stage-1 faults go to EL1), and HPFAR_EL2 is written for it.
+pub const fn stage2_translation_fault(esr: u64, hpfar: u64) -> Option<u64> {
+    let ec = exception_class(esr);
+    let is_abort = ec == EC_DATA_ABORT_LOWER || ec == EC_INSTRUCTION_ABORT_LOWER;
+    if is_abort
+        && matches!(
+            FaultStatus::from_code(ISS_FSC.get_u8(esr)),
+            FaultStatus::Translation { .. }
+        )
+    {
+        Some(HPFAR_FIPA.get(hpfar) << PAGE_SHIFT)
+    } else {
+        None
+    }
+}
+
 /// An HPFAR_EL2-formatted value from PAR_EL1 after `AT S1E1R`, or `None` if the
 /// translation failed (PAR_EL1.F set), in which case the guest changed its tables under
 /// us and the dispatcher returns to it to retry the access.

@@ -13,6 +13,7 @@ pub mod entropy;
 pub mod loader;
 pub mod personality;
 pub mod placement;
+pub mod ram;
 pub mod vcpu;
 
 pub use personality::{Personality, VmState};

@@ -118,14 +118,16 @@ pub enum ExitCause {
     Fault = 7,
     /// Trapped TLB maintenance of a lone vCPU, done locally (`trap/tlbi.rs`).
     Tlbi = 8,
+    /// First touch of a RAM chunk since the start, cleared then (`vm/ram.rs`).
+    Ram = 9,
 }
 
 /// Names of the exit causes, in `ExitCause` order.
 pub const EXIT_CAUSE_NAMES: [&str; EXIT_CAUSES] = [
-    "hvc", "smc", "mmio", "sysreg", "wfi", "wfe", "irq", "fault", "tlbi",
+    "hvc", "smc", "mmio", "sysreg", "wfi", "wfe", "irq", "fault", "tlbi", "ram",
 ];
 /// Number of exit causes.
-pub const EXIT_CAUSES: usize = 9;
+pub const EXIT_CAUSES: usize = 10;
 
 /// Exits of one vCPU by cause since it last started. Only the vCPU's physical
 /// CPU writes them (so a relaxed load and store is a complete increment); anyone
@@ -260,7 +262,8 @@ mod tests {
         counters.count(ExitCause::Hvc);
         counters.count(ExitCause::Hvc);
         counters.count(ExitCause::Irq);
-        assert_eq!(counters.snapshot(), [2, 0, 0, 0, 0, 0, 1, 0, 0]);
+        counters.count(ExitCause::Ram);
+        assert_eq!(counters.snapshot(), [2, 0, 0, 0, 0, 0, 1, 0, 0, 1]);
         counters.clear();
         assert_eq!(counters.snapshot(), [0; EXIT_CAUSES]);
     }

@@ -1,13 +1,12 @@
 //! Bringing Janus up: the board from its device tree, the personalities from the
 //! boot bundle, their stage-2 tables and images, then every CPU into its idle loop.
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{Readable, CNTPCT_EL0, ID_AA64ISAR0_EL1, ID_AA64MMFR0_EL1};
-use spin::Once;
+use spin::{Mutex, Once};
 
 use crate::arch::aarch64::entry::{self, MAX_CPUS};
 use crate::arch::aarch64::{
@@ -15,14 +14,14 @@ use crate::arch::aarch64::{
 };
 use crate::board::{Board, PsciMethod};
 use crate::janus_println;
-use crate::mm::addr::{Ipa, Pa};
-use crate::mm::stage2::{self, MemKind, Perm, Stage2Table};
+use crate::mm::stage2::{self, Stage2Table};
 use crate::vm::bundle::{Bundle, GuestKind};
 use crate::vm::config::{self, Limits};
 use crate::vm::devices::Devices;
 use crate::vm::devicetree::{self, GuestTree};
 use crate::vm::entropy::{BootEntropy, GuestSeeds, RNG_SEED_BYTES};
 use crate::vm::placement::{self, RAM_ALIGN};
+use crate::vm::ram::{GuestRam, Touch};
 use crate::vm::{Personality, VmState};
 
 /// Janus' version, printed at boot.
@@ -50,6 +49,8 @@ pub struct GuestImage {
     pub dtb_ipa: u64,
     /// Stage-2 root table.
     pub root: u64,
+    /// Its stage-2 table and which RAM chunks are present (cleared since its start).
+    pub ram: Mutex<GuestRam<heap::GlobalFrames>>,
     /// VTCR_EL2 for its stage-2 table.
     pub vtcr: u64,
     /// CNTVOFF_EL2: the physical count when it (re)started, so its clock starts near 0.
@@ -224,8 +225,8 @@ fn primary(dtb: u64) -> ! {
             GuestKind::BareMetal => None,
         };
         let vm = Personality::new(index, config.name, config.kind, base, size, &pcpus, devices);
-        let root = build_stage2(&vm);
-        let image = match guest_image(&vm, config, root, pa_bits) {
+        let ram = build_stage2(&vm);
+        let image = match guest_image(&vm, config, ram, pa_bits) {
             Ok(image) => image,
             Err(reason) => stop_boot(format_args!("{}: {reason}", vm.name)),
         };
@@ -305,24 +306,13 @@ fn pa_range_bits() -> u32 {
 }
 
 /// Maps exactly the personality's RAM (IPA = PA), nothing of Janus or anyone else.
-fn build_stage2(vm: &Personality) -> u64 {
-    let table = Stage2Table::new(heap::GlobalFrames).and_then(|mut table| {
-        table.map(
-            Ipa(vm.ram_base),
-            Pa(vm.ram_base),
-            vm.ram_size,
-            MemKind::Normal,
-            Perm::ReadWriteExecute,
-        )?;
-        Ok(table)
-    });
-    match table {
-        Ok(table) => {
-            table.mark_active();
-            let root = table.root_pa().0;
-            // The table lives as long as the personality: for ever.
-            Box::leak(Box::new(table));
-            root
+fn build_stage2(vm: &Personality) -> GuestRam<heap::GlobalFrames> {
+    let ram = Stage2Table::new(heap::GlobalFrames)
+        .and_then(|table| GuestRam::new(table, vm.ram_base, vm.ram_size));
+    match ram {
+        Ok(ram) => {
+            ram.table().mark_active();
+            ram
         }
         Err(error) => stop_boot(format_args!("{}: stage-2 table: {error}", vm.name)),
     }
@@ -333,7 +323,7 @@ fn build_stage2(vm: &Personality) -> u64 {
 fn guest_image(
     vm: &Personality,
     config: &crate::vm::bundle::PersonalityConfig<'static>,
-    root: u64,
+    ram: GuestRam<heap::GlobalFrames>,
     pa_bits: u32,
 ) -> Result<GuestImage, &'static str> {
     let kernel_ipa = match config.kind {
@@ -381,7 +371,8 @@ fn guest_image(
         kernel_ipa,
         initrd_ipa,
         dtb_ipa,
-        root,
+        root: ram.table().root_pa().0,
+        ram: Mutex::new(ram),
         vtcr: stage2::vtcr_el2(pa_bits),
         cntvoff: AtomicU64::new(0),
     })
@@ -436,9 +427,32 @@ pub fn restart(vm: &'static Personality) {
         vm.set_state(VmState::Off);
         return;
     };
-    // SAFETY: the range is this personality's RAM and none of its vCPUs runs.
+    // Every chunk of its RAM is cleared when first used (`vm/ram.rs`): now those
+    // the images go into, the others when the guest touches them.
+    let loads = [
+        image.kernel_ipa..image.kernel_ipa + image.kernel.len() as u64,
+        image.initrd_ipa..image.initrd_ipa + image.initrd.len() as u64,
+        image.dtb_ipa..image.dtb_ipa + dtb.len() as u64,
+    ];
+    let prepared = {
+        let mut ram = image.ram.lock();
+        ram.forget().and_then(|()| {
+            ram.prepare(&loads, |start, len| {
+                // SAFETY: `prepare` passes page-aligned parts of this personality's
+                // RAM, and none of its vCPUs runs.
+                unsafe { memory::scrub_guest(start, len) }
+            })
+        })
+    };
+    if let Err(error) = prepared {
+        // Only a Janus bug gets here: the RAM was mapped as whole chunks at boot.
+        janus_println!("{}: stage-2 table: {error}; it stays off", vm.name);
+        vm.set_state(VmState::Off);
+        return;
+    }
+    // SAFETY: the ranges lie in this personality's RAM (checked when its image
+    // was laid out) and none of its vCPUs runs.
     unsafe {
-        memory::scrub_guest(vm.ram_base, vm.ram_size);
         memory::copy_to_guest(image.kernel_ipa, image.kernel);
         memory::copy_to_guest(image.initrd_ipa, image.initrd);
         memory::copy_to_guest(image.dtb_ipa, &dtb);
@@ -460,4 +474,47 @@ pub fn restart(vm: &'static Personality) {
         vm.name,
         if first_start { "started" } else { "restarted" }
     );
+}
+
+/// Makes the RAM chunk holding `ipa` present after clearing it, when it is one
+/// of `vm`'s chunks still absent since its start (`vm/ram.rs`): the answer to a
+/// stage-2 translation fault. Returns `false` when `ipa` is not in its RAM.
+pub fn fill_on_touch(vm: &Personality, ipa: u64) -> bool {
+    let image = stage2(vm);
+    let mut ram = image.ram.lock();
+    let touched = ram.touch(ipa, |start, len| {
+        // SAFETY: `touch` passes an absent chunk of this personality's RAM: no
+        // vCPU can reach it until it is present, and the lock keeps every other
+        // CPU from filling it at the same time.
+        unsafe { memory::scrub_guest(start, len) }
+    });
+    drop(ram);
+    match touched {
+        Ok(Touch::Outside) => false,
+        Ok(_) => {
+            memory::publish_stage2();
+            true
+        }
+        Err(error) => {
+            janus_println!("{}: stage-2 table: {error}", vm.name);
+            false
+        }
+    }
+}
+
+/// Makes every chunk of `[ipa, ipa + len)` in `vm`'s RAM present, clearing the
+/// absent ones first, before Janus reads them for the guest.
+pub fn fill_range(vm: &Personality, ipa: u64, len: u64) {
+    let image = stage2(vm);
+    let mut ram = image.ram.lock();
+    let filled = ram.touch_range(ipa, len, |start, len| {
+        // SAFETY: as in `fill_on_touch`.
+        unsafe { memory::scrub_guest(start, len) }
+    });
+    drop(ram);
+    match filled {
+        Ok(0) => {}
+        Ok(_) => memory::publish_stage2(),
+        Err(error) => janus_println!("{}: stage-2 table: {error}", vm.name),
+    }
 }

@@ -145,7 +145,9 @@ pub unsafe fn zero_guest(address: u64, len: u64) {
 /// line is checked with four paired loads.
 ///
 /// # Safety
-/// The range must be RAM of a personality that is not running, page aligned.
+/// The range must be page-aligned RAM of a personality that no vCPU can reach:
+/// the personality is not running, or the range is absent from its stage-2
+/// tables (and only the caller fills it).
 pub unsafe fn scrub_guest(address: u64, len: u64) {
     let end = address.saturating_add(len);
     let Some(block) =
@@ -229,4 +231,11 @@ fn clean_to_poc(address: u64, len: u64) {
     }
     // SAFETY: barriers and instruction cache invalidation change no data.
     unsafe { asm!("dsb sy", "ic ialluis", "dsb sy", "isb", options(nostack)) };
+}
+
+/// Makes stage-2 descriptor writes visible to every CPU's table walker before
+/// a vCPU runs again; the exception return that follows synchronizes this CPU.
+pub fn publish_stage2() {
+    // SAFETY: a barrier changes no data.
+    unsafe { asm!("dsb ish", options(nostack)) };
 }

@@ -54,16 +54,27 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
 }
 
 /// Every exit but a hypercall: trapped TLB maintenance (frequent while a
-/// personality boots on one vCPU) is done here at once, the rest goes to
-/// `slow_exit`. Apart from `handle_exit` so that the hypercall path keeps its
+/// personality boots on one vCPU) and the first touch of a RAM chunk are handled
+/// here at once, the rest goes to `slow_exit`. Apart from `handle_exit` so that the hypercall path keeps its
 /// short prologue.
 #[inline(never)]
 fn other_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, syndrome: u64) {
-    if kind == ExitKind::Sync as u64
-        && esr::exception_class(syndrome) == esr::EC_SYS64
-        && tlb_maintenance_exit(cpu, vm, syndrome)
-    {
-        return;
+    if kind == ExitKind::Sync as u64 {
+        if esr::exception_class(syndrome) == esr::EC_SYS64
+            && tlb_maintenance_exit(cpu, vm, syndrome)
+        {
+            return;
+        }
+        if let Some(ipa) = esr::stage2_translation_fault(syndrome, HPFAR_EL2.get()) {
+            // The first touch of a RAM chunk since the start (`vm/ram.rs`): clear
+            // it, map it and let the access run again.
+            if boot::fill_on_touch(vm, ipa) {
+                if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
+                    slot.exits.count(ExitCause::Ram);
+                }
+                return;
+            }
+        }
     }
     slow_exit(cpu, vm, kind, syndrome);
 }
@@ -512,7 +523,10 @@ impl Services for Hardware {
         vbar
     }
 
-    fn copy_from_guest(&self, ipa: u64, buffer: &mut [u8]) {
+    fn copy_from_guest(&self, personality: &Personality, ipa: u64, buffer: &mut [u8]) {
+        // Chunks the guest has not touched since its start are cleared first:
+        // behind them is still what the previous occupant left.
+        boot::fill_range(personality, ipa, buffer.len() as u64);
         // SAFETY: the dispatcher checked the range against the personality's RAM,
         // which Janus' stage-1 table maps at the same address.
         unsafe { memory::copy_from_guest(ipa, buffer) };

@@ -437,6 +437,70 @@ impl<F: FrameSource> Stage2Table<F> {
         Ok(())
     }
 
+    /// Makes the descriptors of `[ipa, ipa + size)` invalid (`present == false`) or valid
+    /// again, keeping their output addresses and attributes, and the range recorded as mapped.
+    /// Guest RAM that Janus clears on first touch is mapped this way (`vm/ram.rs`): absent
+    /// from the tables until the guest's first access to it faults.
+    ///
+    /// The range must be a run of whole regions, so no block is ever split. No TLB
+    /// maintenance is done, live table or not: a TLB never holds a translation that
+    /// faulted, so making a range present needs none, and the caller of `present == false`
+    /// must make sure no stale entry is used (Janus does it only while no vCPU of the guest
+    /// runs, and every vCPU start flushes its VMID). The caller also issues the `DSB` that
+    /// makes the update visible to the table walker.
+    ///
+    /// # Errors
+    ///
+    /// `ZeroSize`, `MisalignedIpa`, `MisalignedSize`, `RangeOverflow`, `IpaOutOfRange`,
+    /// `NotMapped`, `PartialRegion` if the range cuts a region, or `Paging`.
+    pub fn set_present(&mut self, ipa: Ipa, size: u64, present: bool) -> Result<(), Stage2Error> {
+        let range = check_ipa_range(ipa, size)?;
+        let covered = self.covering(&range)?;
+        let records = &self.regions[covered.clone()];
+        let starts_whole = records
+            .first()
+            .is_some_and(|first| first.ipa.0 == range.start);
+        let ends_whole = records.last().is_some_and(|last| last.end().0 == range.end);
+        if !(starts_whole && ends_whole) {
+            return Err(Stage2Error::PartialRegion);
+        }
+        // aarch64-paging would follow a live change with broadcast TLB invalidation, which
+        // neither direction needs (see above); under emulation each one stops every CPU.
+        let live = self.is_active();
+        if live {
+            self.mapping.mark_inactive();
+        }
+        let mut result = Ok(());
+        for index in covered {
+            let Some(&region) = self.regions.get(index) else {
+                break;
+            };
+            // Rewriting a whole region as it was mapped gives the same blocks and pages;
+            // without VALID they are invalid descriptors, as `unmap` writes them.
+            let flags = if present {
+                leaf_attributes(region.kind, region.perm)
+            } else {
+                Stage2Attributes::empty()
+            };
+            let span = region.ipa.0..region.end().0;
+            result = self.with_reserve(map_tables_bound(&span, region.pa.0), |mapping| {
+                mapping.map_range(
+                    &memory_region(&span),
+                    PhysicalAddress(region.pa.to_usize()),
+                    flags,
+                    Constraints::empty(),
+                )
+            });
+            if result.is_err() {
+                break;
+            }
+        }
+        if live {
+            self.mapping.mark_active();
+        }
+        result
+    }
+
     /// Translates `ipa` by walking the tables, as the MMU would: the PA (byte offset included),
     /// kind and permissions, or `None` if the IPA is unmapped or outside the IPA space.
     #[must_use]

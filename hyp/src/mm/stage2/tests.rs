@@ -29,6 +29,9 @@ fn region(ipa: u64, size: u64, pa: u64, kind: MemKind, perm: Perm) -> Region {
 /// Unmapping and changing permissions of live ranges.
 mod unmap_protect;
 
+/// Making mapped regions absent and present again.
+mod present;
+
 #[test]
 fn new_table_holds_only_the_root() {
     let mut frames = HeapFrames::new();

@@ -41,7 +41,7 @@ impl Services for FakeCpu {
     fn vbar_el1(&self) -> u64 {
         self.vbar
     }
-    fn copy_from_guest(&self, ipa: u64, buffer: &mut [u8]) {
+    fn copy_from_guest(&self, _personality: &Personality, ipa: u64, buffer: &mut [u8]) {
         for (index, byte) in buffer.iter_mut().enumerate() {
             let address = ipa + index as u64;
             *byte = self
@@ -162,13 +162,14 @@ fn trng_discovery_is_not_supported_without_a_report() {
 #[test]
 fn console_write_prints_whole_lines_from_guest_memory() {
     let (vm, mut cpu) = (vm(), FakeCpu::default());
-    cpu.memory.push((RAM + 0x2000, b"hello\nwor".to_vec()));
+    cpu.memory.push((RAM + 0x2000, b"he\0llo\nwor".to_vec()));
     cpu.memory.push((RAM + 0x3000, b"ld\n".to_vec()));
-    let mut regs1 = regs(&[0xC600_0001, RAM + 0x2000, 9]);
+    let mut regs1 = regs(&[0xC600_0001, RAM + 0x2000, 10]);
     run(&mut regs1, ESR_HVC, 0, 0, &mut cpu, &vm);
-    assert_eq!(regs1.x[0], 9);
+    assert_eq!(regs1.x[0], 10);
     let mut regs2 = regs(&[0xC600_0001, RAM + 0x3000, 3]);
     run(&mut regs2, ESR_HVC, 0, 0, &mut cpu, &vm);
+    // NUL bytes are dropped, as carriage returns are.
     assert_eq!(cpu.lines, ["hello", "world"]);
 }
 

@@ -410,6 +410,30 @@ fn permission_fault_needs_far_translation() {
 }
 
 #[test]
+fn stage2_translation_faults_name_their_page() {
+    let hpfar = hpfar_for(0xb040_3000);
+    // Data Abort, translation fault level 2, ISV clear; the same on a stage-1 walk
+    // (S1PTW, bit 7); an Instruction Abort, translation fault level 3.
+    assert_eq!(
+        stage2_translation_fault(0x9200_0006, hpfar),
+        Some(0xb040_3000)
+    );
+    assert_eq!(
+        stage2_translation_fault(0x9200_0086, hpfar),
+        Some(0xb040_3000)
+    );
+    assert_eq!(
+        stage2_translation_fault(0x8200_0007, hpfar),
+        Some(0xb040_3000)
+    );
+    // A permission fault, an access flag fault, an abort at EL2 itself, an HVC.
+    assert_eq!(stage2_translation_fault(0x9380_004f, hpfar), None);
+    assert_eq!(stage2_translation_fault(0x9200_000a, hpfar), None);
+    assert_eq!(stage2_translation_fault(0x9600_0006, hpfar), None);
+    assert_eq!(stage2_translation_fault(0x5a00_0000, hpfar), None);
+}
+
+#[test]
 fn par_converts_to_hpfar_format() {
     // PAR_EL1 with F = 0, PA 0x0900_0000, attributes in bits [63:56].
     let par = 0xff00_0000_0900_0000 | 0x80;

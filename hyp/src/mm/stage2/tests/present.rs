@@ -1,0 +1,119 @@
+//! Host tests of `Stage2Table::set_present`: regions that stay recorded while
+//! their descriptors are invalid, as guest RAM cleared on first touch is.
+
+use super::*;
+
+/// Two 2 MiB block regions and a page region after them, as demand-filled RAM
+/// and a personality's last, page-mapped piece would be.
+fn two_blocks_and_a_page(table: &mut Stage2Table<&mut HeapFrames>) {
+    for chunk in 0..2 {
+        table
+            .map(
+                Ipa(RAM_IPA.0 + chunk * BLOCK_2M),
+                Pa(RAM_PA.0 + chunk * BLOCK_2M),
+                BLOCK_2M,
+                MemKind::Normal,
+                Perm::ReadWriteExecute,
+            )
+            .unwrap();
+    }
+    table
+        .map(
+            Ipa(RAM_IPA.0 + 2 * BLOCK_2M),
+            Pa(RAM_PA.0 + 2 * BLOCK_2M),
+            PAGE_SIZE,
+            MemKind::Normal,
+            Perm::ReadWrite,
+        )
+        .unwrap();
+}
+
+#[test]
+fn absent_regions_stay_recorded_and_come_back_unchanged() {
+    let mut frames = HeapFrames::new();
+    let mut table = table(&mut frames);
+    two_blocks_and_a_page(&mut table);
+    let before = records(&table);
+    let all = 2 * BLOCK_2M + PAGE_SIZE;
+    table.set_present(RAM_IPA, all, false).unwrap();
+    for offset in [0, BLOCK_2M - 8, BLOCK_2M, 2 * BLOCK_2M, all - 1] {
+        assert_eq!(
+            table.translate(Ipa(RAM_IPA.0 + offset)),
+            None,
+            "{offset:#x}"
+        );
+    }
+    assert_eq!(records(&table), before);
+    assert_eq!(
+        table.region_containing(Ipa(RAM_IPA.0 + BLOCK_2M)),
+        before.get(1)
+    );
+
+    let second = Ipa(RAM_IPA.0 + BLOCK_2M);
+    table.set_present(second, BLOCK_2M, true).unwrap();
+    assert_eq!(
+        table.translate(Ipa(second.0 + 0x1234)),
+        Some((
+            Pa(RAM_PA.0 + BLOCK_2M + 0x1234),
+            MemKind::Normal,
+            Perm::ReadWriteExecute
+        ))
+    );
+    assert_eq!(table.leaf(second).unwrap().level, 2, "still a 2 MiB block");
+    assert_eq!(table.translate(RAM_IPA), None, "its neighbour stays absent");
+    assert_eq!(table.translate(Ipa(RAM_IPA.0 + 2 * BLOCK_2M)), None);
+
+    let page = Ipa(RAM_IPA.0 + 2 * BLOCK_2M);
+    table.set_present(page, PAGE_SIZE, true).unwrap();
+    assert_eq!(
+        table.translate(page),
+        Some((
+            Pa(RAM_PA.0 + 2 * BLOCK_2M),
+            MemKind::Normal,
+            Perm::ReadWrite
+        ))
+    );
+    assert_eq!(records(&table), before);
+}
+
+#[test]
+fn set_present_takes_whole_regions_only() {
+    let mut frames = HeapFrames::new();
+    let mut table = table(&mut frames);
+    two_blocks_and_a_page(&mut table);
+    let before = records(&table);
+    assert_eq!(
+        table.set_present(RAM_IPA, PAGE_SIZE, false),
+        Err(Stage2Error::PartialRegion)
+    );
+    assert_eq!(
+        table.set_present(Ipa(RAM_IPA.0 + PAGE_SIZE), BLOCK_2M, false),
+        Err(Stage2Error::PartialRegion)
+    );
+    assert_eq!(
+        table.set_present(Ipa(RAM_IPA.0 + 2 * BLOCK_2M), 2 * PAGE_SIZE, false),
+        Err(Stage2Error::NotMapped)
+    );
+    assert_eq!(
+        table.set_present(Ipa(RAM_IPA.0 + 1), PAGE_SIZE, false),
+        Err(Stage2Error::MisalignedIpa)
+    );
+    assert_eq!(records(&table), before);
+    assert!(table.translate(RAM_IPA).is_some(), "nothing changed");
+}
+
+#[test]
+fn live_set_present_splits_nothing_and_stays_live() {
+    let mut frames = HeapFrames::new();
+    let mut table = Stage2Table::new(&mut frames).unwrap();
+    two_blocks_and_a_page(&mut table);
+    table.mark_active();
+    table.set_present(RAM_IPA, BLOCK_2M, false).unwrap();
+    assert_eq!(table.translate(RAM_IPA), None);
+    table.set_present(RAM_IPA, BLOCK_2M, true).unwrap();
+    assert_eq!(table.leaf(RAM_IPA).unwrap().level, 2);
+    assert!(table.is_active());
+    table.mark_inactive();
+    drop(table);
+    assert_eq!(frames.live(), 0);
+}
