@@ -12,8 +12,8 @@ use crate::mm::frame::{FrameSource, PoolFrames};
 
 /// Bytes of heap: personality records, generated device trees, console buffers.
 pub const HEAP_BYTES: usize = 256 * 1024;
-/// Bytes of page-table frames for stage-2 tables (64 frames).
-pub const FRAME_POOL_BYTES: usize = 256 * 1024;
+/// Bytes of page-table frames for stage-2 tables (96 frames).
+pub const FRAME_POOL_BYTES: usize = 384 * 1024;
 
 #[repr(C, align(4096))]
 struct Arena<const N: usize>(UnsafeCell<[u8; N]>);

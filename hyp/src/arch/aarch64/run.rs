@@ -363,6 +363,19 @@ fn print_stats() {
         }
         crate::janus_println!("{} exits:{line}", vm.name);
     }
+    for vm in boot::personalities() {
+        let ram = boot::stage2(vm).ram.lock();
+        let (present, chunks) = (ram.present_chunks(), ram.chunks());
+        drop(ram);
+        crate::janus_println!(
+            "{}: {} of {} MiB of RAM in use since its start",
+            vm.name,
+            (present as u64 * crate::vm::ram::CHUNK_BYTES) >> 20,
+            (chunks as u64 * crate::vm::ram::CHUNK_BYTES) >> 20
+        );
+    }
+    let (used, total) = super::heap::frame_usage();
+    crate::janus_println!("stage-2 tables use {used} of {total} page-table frames");
 }
 
 fn still_runnable(vm: &Personality, vcpu: usize) -> Action {

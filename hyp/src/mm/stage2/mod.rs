@@ -229,15 +229,22 @@ impl<F: FrameSource> Translation<Stage2Attributes> for FrameTranslation<F> {
     }
 }
 
+/// How `Stage2Table::set_presence` leaves a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Invalid descriptors: an access faults.
+    Absent,
+    /// Mapped with the largest blocks that fit.
+    Blocks,
+    /// Mapped with 4 KiB pages.
+    Pages,
+}
+
 /// A valid leaf descriptor found by walking the tables.
 struct Leaf {
     /// The PA the walked IPA translates to (byte offset included).
     pa: Pa,
     /// The level of the descriptor: 1 or 2 for a block, 3 for a page.
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "read by the tests that check block selection")
-    )]
     level: usize,
     /// The descriptor's attribute bits.
     flags: Stage2Attributes,
@@ -437,23 +444,33 @@ impl<F: FrameSource> Stage2Table<F> {
         Ok(())
     }
 
-    /// Makes the descriptors of `[ipa, ipa + size)` invalid (`present == false`) or valid
-    /// again, keeping their output addresses and attributes, and the range recorded as mapped.
-    /// Guest RAM that Janus clears on first touch is mapped this way (`vm/ram.rs`): absent
-    /// from the tables until the guest's first access to it faults.
+    /// Makes the regions of `[ipa, ipa + size)` absent (invalid descriptors) or present again
+    /// with their recorded output address, kind and permissions, while keeping them recorded
+    /// as mapped. Guest RAM that Janus clears on first touch is mapped this way
+    /// (`vm/ram.rs`): absent from the tables until the guest's first access to it faults.
     ///
-    /// The range must be a run of whole regions, so no block is ever split. No TLB
-    /// maintenance is done, live table or not: a TLB never holds a translation that
-    /// faulted, so making a range present needs none, and the caller of `present == false`
-    /// must make sure no stale entry is used (Janus does it only while no vCPU of the guest
-    /// runs, and every vCPU start flushes its VMID). The caller also issues the `DSB` that
-    /// makes the update visible to the table walker.
+    /// `Presence::Blocks` maps as `map` does, with the largest blocks that fit;
+    /// `Presence::Pages` with 4 KiB pages only, a table for each 2 MiB. Making a region absent
+    /// frees the tables below its blocks.
+    ///
+    /// The range must be a run of whole regions, so no live block is ever split. No TLB
+    /// maintenance is done, live table or not: a TLB never holds a translation that faulted,
+    /// so making a range present needs none, and the caller of `Presence::Absent` must make
+    /// sure no stale entry is used (Janus does it only while no vCPU of the guest runs, and
+    /// every vCPU start flushes its VMID). The caller also issues the `DSB` that makes the
+    /// update visible to the table walker.
     ///
     /// # Errors
     ///
     /// `ZeroSize`, `MisalignedIpa`, `MisalignedSize`, `RangeOverflow`, `IpaOutOfRange`,
-    /// `NotMapped`, `PartialRegion` if the range cuts a region, or `Paging`.
-    pub fn set_present(&mut self, ipa: Ipa, size: u64, present: bool) -> Result<(), Stage2Error> {
+    /// `NotMapped`, `PartialRegion` if the range cuts a region, `OutOfFrames` (pages need
+    /// tables; the regions before the one that failed are done), or `Paging`.
+    pub fn set_presence(
+        &mut self,
+        ipa: Ipa,
+        size: u64,
+        presence: Presence,
+    ) -> Result<(), Stage2Error> {
         let range = check_ipa_range(ipa, size)?;
         let covered = self.covering(&range)?;
         let records = &self.regions[covered.clone()];
@@ -465,7 +482,7 @@ impl<F: FrameSource> Stage2Table<F> {
             return Err(Stage2Error::PartialRegion);
         }
         // aarch64-paging would follow a live change with broadcast TLB invalidation, which
-        // neither direction needs (see above); under emulation each one stops every CPU.
+        // no change here needs (see above); under emulation each one stops every CPU.
         let live = self.is_active();
         if live {
             self.mapping.mark_inactive();
@@ -475,20 +492,34 @@ impl<F: FrameSource> Stage2Table<F> {
             let Some(&region) = self.regions.get(index) else {
                 break;
             };
-            // Rewriting a whole region as it was mapped gives the same blocks and pages;
-            // without VALID they are invalid descriptors, as `unmap` writes them.
-            let flags = if present {
-                leaf_attributes(region.kind, region.perm)
-            } else {
-                Stage2Attributes::empty()
+            // Without VALID, the descriptors are invalid, as `unmap` writes them.
+            let (flags, constraints) = match presence {
+                Presence::Absent => (Stage2Attributes::empty(), Constraints::empty()),
+                Presence::Blocks => (
+                    leaf_attributes(region.kind, region.perm),
+                    Constraints::empty(),
+                ),
+                Presence::Pages => (
+                    leaf_attributes(region.kind, region.perm),
+                    Constraints::NO_BLOCK_MAPPINGS,
+                ),
             };
             let span = region.ipa.0..region.end().0;
-            result = self.with_reserve(map_tables_bound(&span, region.pa.0), |mapping| {
+            // Rewriting a region with the blocks it was mapped with needs no new table (it
+            // lies inside the tables `map` made for it, and absence frees only the tables
+            // below its blocks); pages may need one under each 2 MiB and 1 GiB block.
+            let tables = match presence {
+                Presence::Pages => {
+                    chunks_touched(&span, BLOCK_2M) + chunks_touched(&span, BLOCK_1G)
+                }
+                Presence::Absent | Presence::Blocks => 0,
+            };
+            result = self.with_reserve(tables, |mapping| {
                 mapping.map_range(
                     &memory_region(&span),
                     PhysicalAddress(region.pa.to_usize()),
                     flags,
-                    Constraints::empty(),
+                    constraints,
                 )
             });
             if result.is_err() {
@@ -513,6 +544,13 @@ impl<F: FrameSource> Stage2Table<F> {
         let kind = MemKind::from_descriptor(leaf.flags)?;
         let perm = Perm::from_descriptor(leaf.flags)?;
         Some((leaf.pa, kind, perm))
+    }
+
+    /// Returns the level of the valid leaf descriptor that translates `ipa`: 1 or 2 for a
+    /// block, 3 for a page; `None` if there is none.
+    #[must_use]
+    pub fn leaf_level(&self, ipa: Ipa) -> Option<usize> {
+        self.leaf(ipa).map(|leaf| leaf.level)
     }
 
     /// Returns the mapped regions in IPA order.

@@ -177,3 +177,28 @@ fn uncovered_widens_gaps_to_pages_inside_the_range() {
         vec![0x10_0000..0x10_1000]
     );
 }
+
+#[test]
+fn filled_chunks_are_mapped_with_pages_while_frames_last() {
+    // The root, the level-2 table, and the two frames reserved for pages (a level-3
+    // table, and a level-2 one in case the chunk were a part of a 1 GiB block).
+    let mut frames = HeapFrames::with_limit(4);
+    {
+        let mut ram = ram(&mut frames, 3);
+        ram.forget().unwrap();
+        ram.touch(BASE + 0x10, |_, _| {}).unwrap();
+        ram.touch(BASE + 2 * MIB, |_, _| {}).unwrap();
+        assert_eq!(ram.table().leaf_level(Ipa(BASE + 0x10)), Some(3), "pages");
+        assert_eq!(
+            ram.table().leaf_level(Ipa(BASE + 2 * MIB)),
+            Some(2),
+            "no frame left: a block"
+        );
+        assert!(mapped(&ram, BASE + 4 * MIB - 1));
+        // The next start frees the table again.
+        ram.forget().unwrap();
+        ram.touch(BASE + 2 * MIB, |_, _| {}).unwrap();
+        assert_eq!(ram.table().leaf_level(Ipa(BASE + 2 * MIB)), Some(3));
+    }
+    assert_eq!(frames.live(), 0);
+}

@@ -1,4 +1,4 @@
-//! Host tests of `Stage2Table::set_present`: regions that stay recorded while
+//! Host tests of `Stage2Table::set_presence`: regions that stay recorded while
 //! their descriptors are invalid, as guest RAM cleared on first touch is.
 
 use super::*;
@@ -35,7 +35,7 @@ fn absent_regions_stay_recorded_and_come_back_unchanged() {
     two_blocks_and_a_page(&mut table);
     let before = records(&table);
     let all = 2 * BLOCK_2M + PAGE_SIZE;
-    table.set_present(RAM_IPA, all, false).unwrap();
+    table.set_presence(RAM_IPA, all, Presence::Absent).unwrap();
     for offset in [0, BLOCK_2M - 8, BLOCK_2M, 2 * BLOCK_2M, all - 1] {
         assert_eq!(
             table.translate(Ipa(RAM_IPA.0 + offset)),
@@ -50,7 +50,9 @@ fn absent_regions_stay_recorded_and_come_back_unchanged() {
     );
 
     let second = Ipa(RAM_IPA.0 + BLOCK_2M);
-    table.set_present(second, BLOCK_2M, true).unwrap();
+    table
+        .set_presence(second, BLOCK_2M, Presence::Blocks)
+        .unwrap();
     assert_eq!(
         table.translate(Ipa(second.0 + 0x1234)),
         Some((
@@ -59,12 +61,14 @@ fn absent_regions_stay_recorded_and_come_back_unchanged() {
             Perm::ReadWriteExecute
         ))
     );
-    assert_eq!(table.leaf(second).unwrap().level, 2, "still a 2 MiB block");
+    assert_eq!(table.leaf(second).unwrap().level, 2, "a 2 MiB block");
     assert_eq!(table.translate(RAM_IPA), None, "its neighbour stays absent");
     assert_eq!(table.translate(Ipa(RAM_IPA.0 + 2 * BLOCK_2M)), None);
 
     let page = Ipa(RAM_IPA.0 + 2 * BLOCK_2M);
-    table.set_present(page, PAGE_SIZE, true).unwrap();
+    table
+        .set_presence(page, PAGE_SIZE, Presence::Blocks)
+        .unwrap();
     assert_eq!(
         table.translate(page),
         Some((
@@ -77,40 +81,105 @@ fn absent_regions_stay_recorded_and_come_back_unchanged() {
 }
 
 #[test]
-fn set_present_takes_whole_regions_only() {
+fn pages_map_a_block_region_with_a_table_that_absence_frees() {
+    let mut frames = HeapFrames::new();
+    {
+        let mut table = Stage2Table::new(&mut frames).unwrap();
+        two_blocks_and_a_page(&mut table);
+        table
+            .set_presence(RAM_IPA, 2 * BLOCK_2M, Presence::Absent)
+            .unwrap();
+        table
+            .set_presence(RAM_IPA, BLOCK_2M, Presence::Pages)
+            .unwrap();
+        for offset in [0, 0x1000, BLOCK_2M - 8] {
+            let ipa = Ipa(RAM_IPA.0 + offset);
+            assert_eq!(table.leaf(ipa).unwrap().level, 3, "{offset:#x}");
+            assert_eq!(
+                table.translate(ipa),
+                Some((
+                    Pa(RAM_PA.0 + offset),
+                    MemKind::Normal,
+                    Perm::ReadWriteExecute
+                ))
+            );
+        }
+        assert_eq!(table.translate(Ipa(RAM_IPA.0 + BLOCK_2M)), None);
+        table
+            .set_presence(RAM_IPA, BLOCK_2M, Presence::Absent)
+            .unwrap();
+        assert_eq!(table.translate(RAM_IPA), None);
+        assert_eq!(table.translate(Ipa(RAM_IPA.0 + BLOCK_2M - 8)), None);
+    }
+    assert_eq!(frames.live(), 0);
+}
+
+#[test]
+fn pages_without_a_frame_for_their_table_change_nothing() {
+    // Root, level-2 table, and nothing for a level-3 one.
+    let mut frames = HeapFrames::with_limit(2);
+    let mut table = Stage2Table::new(&mut frames).unwrap();
+    table
+        .map(RAM_IPA, RAM_PA, BLOCK_2M, MemKind::Normal, Perm::ReadWrite)
+        .unwrap();
+    table
+        .set_presence(RAM_IPA, BLOCK_2M, Presence::Absent)
+        .unwrap();
+    assert_eq!(
+        table.set_presence(RAM_IPA, BLOCK_2M, Presence::Pages),
+        Err(Stage2Error::OutOfFrames)
+    );
+    assert_eq!(table.translate(RAM_IPA), None);
+    table
+        .set_presence(RAM_IPA, BLOCK_2M, Presence::Blocks)
+        .unwrap();
+    // Blocks need no new table, even with the frame source empty.
+    assert_eq!(table.leaf(RAM_IPA).unwrap().level, 2);
+}
+
+#[test]
+fn set_presence_takes_whole_regions_only() {
     let mut frames = HeapFrames::new();
     let mut table = table(&mut frames);
     two_blocks_and_a_page(&mut table);
     let before = records(&table);
     assert_eq!(
-        table.set_present(RAM_IPA, PAGE_SIZE, false),
+        table.set_presence(RAM_IPA, PAGE_SIZE, Presence::Absent),
         Err(Stage2Error::PartialRegion)
     );
     assert_eq!(
-        table.set_present(Ipa(RAM_IPA.0 + PAGE_SIZE), BLOCK_2M, false),
+        table.set_presence(Ipa(RAM_IPA.0 + PAGE_SIZE), BLOCK_2M, Presence::Pages),
         Err(Stage2Error::PartialRegion)
     );
     assert_eq!(
-        table.set_present(Ipa(RAM_IPA.0 + 2 * BLOCK_2M), 2 * PAGE_SIZE, false),
+        table.set_presence(
+            Ipa(RAM_IPA.0 + 2 * BLOCK_2M),
+            2 * PAGE_SIZE,
+            Presence::Absent
+        ),
         Err(Stage2Error::NotMapped)
     );
     assert_eq!(
-        table.set_present(Ipa(RAM_IPA.0 + 1), PAGE_SIZE, false),
+        table.set_presence(Ipa(RAM_IPA.0 + 1), PAGE_SIZE, Presence::Absent),
         Err(Stage2Error::MisalignedIpa)
     );
     assert_eq!(records(&table), before);
-    assert!(table.translate(RAM_IPA).is_some(), "nothing changed");
+    assert_eq!(table.leaf(RAM_IPA).unwrap().level, 2, "nothing changed");
 }
 
 #[test]
-fn live_set_present_splits_nothing_and_stays_live() {
+fn live_presence_changes_split_no_block_and_stay_live() {
     let mut frames = HeapFrames::new();
     let mut table = Stage2Table::new(&mut frames).unwrap();
     two_blocks_and_a_page(&mut table);
     table.mark_active();
-    table.set_present(RAM_IPA, BLOCK_2M, false).unwrap();
+    table
+        .set_presence(RAM_IPA, BLOCK_2M, Presence::Absent)
+        .unwrap();
     assert_eq!(table.translate(RAM_IPA), None);
-    table.set_present(RAM_IPA, BLOCK_2M, true).unwrap();
+    table
+        .set_presence(RAM_IPA, BLOCK_2M, Presence::Blocks)
+        .unwrap();
     assert_eq!(table.leaf(RAM_IPA).unwrap().level, 2);
     assert!(table.is_active());
     table.mark_inactive();
