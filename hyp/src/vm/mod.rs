@@ -3,7 +3,9 @@
 //! Lock order, outermost first: a personality's `devices`, its `console` line
 //! buffer, the console multiplexer (`crate::console`), then the console UART.
 //! The console input path takes the multiplexer, releases it, then a
-//! personality's `devices`. No lock is held across guest entry.
+//! personality's `devices`. A personality's RAM state (`ram::GuestRam`, behind
+//! a lock in the arch layer's image) is taken last, and only the frame pool is
+//! taken under it. No lock is held across guest entry.
 #![forbid(unsafe_code)]
 pub mod bundle;
 pub mod config;

@@ -130,7 +130,13 @@ fn reserved_bytes() -> f64 {
     let mut qemu_config = QemuConfig::new(image_path("janus.bin"));
     qemu_config.initrd = Some(bundle);
     let mut qemu = Qemu::start(qemu_config).expect("start QEMU");
-    wait_for_all(&mut qemu, &["[janus] reserved "], LINE_TIMEOUT).expect("reserved line");
+    // The line after it: the reserved line has arrived whole.
+    wait_for_all(
+        &mut qemu,
+        &["[janus] reserved ", "[janus] RAM "],
+        LINE_TIMEOUT,
+    )
+    .expect("reserved line");
     let output = qemu.output();
     let line = output
         .lines()

@@ -480,6 +480,10 @@ pub fn restart(vm: &'static Personality) {
 /// of `vm`'s chunks still absent since its start (`vm/ram.rs`): the answer to a
 /// stage-2 translation fault. Returns `false` when `ipa` is not in its RAM.
 pub fn fill_on_touch(vm: &Personality, ipa: u64) -> bool {
+    // Emulated devices fault here too: leave them without taking the lock.
+    if !vm.ram_contains(ipa, 1) {
+        return false;
+    }
     let image = stage2(vm);
     let mut ram = image.ram.lock();
     let touched = ram.touch(ipa, |start, len| {
@@ -503,8 +507,9 @@ pub fn fill_on_touch(vm: &Personality, ipa: u64) -> bool {
 }
 
 /// Makes every chunk of `[ipa, ipa + len)` in `vm`'s RAM present, clearing the
-/// absent ones first, before Janus reads them for the guest.
-pub fn fill_range(vm: &Personality, ipa: u64, len: u64) {
+/// absent ones first, before Janus reads them for the guest. `false` when that
+/// failed (a Janus bug): the caller must not read the range then.
+pub fn fill_range(vm: &Personality, ipa: u64, len: u64) -> bool {
     let image = stage2(vm);
     let mut ram = image.ram.lock();
     let filled = ram.touch_range(ipa, len, |start, len| {
@@ -513,8 +518,14 @@ pub fn fill_range(vm: &Personality, ipa: u64, len: u64) {
     });
     drop(ram);
     match filled {
-        Ok(0) => {}
-        Ok(_) => memory::publish_stage2(),
-        Err(error) => janus_println!("{}: stage-2 table: {error}", vm.name),
+        Ok(0) => true,
+        Ok(_) => {
+            memory::publish_stage2();
+            true
+        }
+        Err(error) => {
+            janus_println!("{}: stage-2 table: {error}", vm.name);
+            false
+        }
     }
 }

@@ -539,7 +539,10 @@ impl Services for Hardware {
     fn copy_from_guest(&self, personality: &Personality, ipa: u64, buffer: &mut [u8]) {
         // Chunks the guest has not touched since its start are cleared first:
         // behind them is still what the previous occupant left.
-        boot::fill_range(personality, ipa, buffer.len() as u64);
+        if !boot::fill_range(personality, ipa, buffer.len() as u64) {
+            buffer.fill(0);
+            return;
+        }
         // SAFETY: the dispatcher checked the range against the personality's RAM,
         // which Janus' stage-1 table maps at the same address.
         unsafe { memory::copy_from_guest(ipa, buffer) };
