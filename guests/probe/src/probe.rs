@@ -245,8 +245,8 @@ fn ram_check(ram_base: u64, ram_size: u64) {
             dirty += 1;
         }
     }
-    // A store as the first touch of a chunk must land.
-    let first_store = ram_base + ram_size - 4 * MIB + 0x88;
+    // A store as the first touch of a chunk (none of the above) must land.
+    let first_store = ram_base + ram_size - 6 * MIB + 0x88;
     // SAFETY: as above.
     let stored = unsafe {
         core::ptr::write_volatile(first_store as *mut u64, MARKER);
