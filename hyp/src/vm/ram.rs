@@ -44,6 +44,12 @@ pub struct GuestRam<F: FrameSource> {
     size: u64,
     /// One bit per chunk, set while the chunk is present (cleared since the last start).
     present: Vec<u64>,
+    /// Chunks mapped with pages (each holding a level-3 table) since the last start.
+    paged: usize,
+    /// How many chunks may be mapped with pages: this personality's share of the frame
+    /// pool, so that one personality touching all its RAM cannot leave the other only
+    /// blocks (and QEMU's whole-TLB flushes).
+    paged_limit: usize,
 }
 
 impl<F: FrameSource> GuestRam<F> {
@@ -79,11 +85,24 @@ impl<F: FrameSource> GuestRam<F> {
             base,
             size,
             present: alloc::vec![0; words],
+            paged: 0,
+            paged_limit: usize::MAX,
         };
         for chunk in 0..chunks as usize {
             ram.set_bit(chunk, true);
         }
         Ok(ram)
+    }
+
+    /// Lets at most `chunks` chunks be mapped with pages (one level-3 table each); the
+    /// others get blocks. No limit until this is called.
+    pub fn limit_paged_chunks(&mut self, chunks: usize) {
+        self.paged_limit = chunks;
+    }
+
+    /// How many chunks are mapped with pages.
+    pub fn paged_chunks(&self) -> usize {
+        self.paged
     }
 
     /// The stage-2 table.
@@ -114,6 +133,7 @@ impl<F: FrameSource> GuestRam<F> {
         self.table
             .set_presence(Ipa(self.base), self.size, Presence::Absent)?;
         self.present.fill(0);
+        self.paged = 0;
         Ok(())
     }
 
@@ -206,21 +226,29 @@ impl<F: FrameSource> GuestRam<F> {
     }
 
     /// Maps the chunk with 4 KiB pages, or with a 2 MiB block when no frame is left
-    /// for its table. Pages because QEMU's TCG gives a TLB entry the larger of its
-    /// stage-1 and stage-2 page sizes, and invalidating a page that lies inside a
-    /// "large page" flushes the whole TLB: with blocks at stage 2, each of the
-    /// ~49,000 TLB invalidations of a Linux boot flushed everything, and the boot
-    /// did 909,000 TLB fills instead of 355,000 (305,000 without Janus). On hardware
-    /// a page per 4 KiB costs more stage-2 walks than blocks, and a table (4 KiB)
-    /// per 2 MiB touched; the frame pool bounds that.
+    /// for its table or this personality's share of them is used up.
+    ///
+    /// Pages because QEMU's TCG gives a TLB entry the larger of its stage-1 and
+    /// stage-2 page sizes, and invalidating a page that lies inside a "large page"
+    /// flushes the whole TLB: with blocks at stage 2, each of the ~49,000 TLB
+    /// invalidations of a Linux boot flushed everything, and the boot did 909,000
+    /// TLB fills instead of 355,000 (305,000 without Janus). On hardware a page per
+    /// 4 KiB costs more stage-2 walks than blocks, and a table (4 KiB) per 2 MiB
+    /// touched; the frame pool bounds that.
     fn make_present(&mut self, chunk: usize) -> Result<(), Stage2Error> {
         let ipa = Ipa(self.chunk_range(chunk).start);
-        match self.table.set_presence(ipa, CHUNK_BYTES, Presence::Pages) {
+        let paged = if self.paged < self.paged_limit {
+            self.table.set_presence(ipa, CHUNK_BYTES, Presence::Pages)
+        } else {
+            Err(Stage2Error::OutOfFrames)
+        };
+        match paged {
+            Ok(()) => self.paged += 1,
             Err(Stage2Error::OutOfFrames) => {
                 self.table
                     .set_presence(ipa, CHUNK_BYTES, Presence::Blocks)?
             }
-            other => other?,
+            Err(error) => return Err(error),
         }
         self.set_bit(chunk, true);
         Ok(())

@@ -246,7 +246,14 @@ fn primary(dtb: u64) -> ! {
         images.push(image);
     }
     let (used, total) = heap::frame_usage();
-    janus_println!("stage-2 tables use {used} of {total} page-table frames");
+    // The rest of the pool is shared out for the tables of RAM mapped with pages.
+    let share = (total - used) / images.len().max(1);
+    for image in &images {
+        image.ram.lock().limit_paged_chunks(share);
+    }
+    janus_println!(
+        "stage-2 tables use {used} of {total} page-table frames; {share} per personality for RAM mapped with 4 KiB pages"
+    );
     IMAGES.call_once(|| images);
     let vms = PERSONALITIES.call_once(|| vms);
     ASSIGNMENTS.call_once(|| assignments);

@@ -365,13 +365,16 @@ fn print_stats() {
     }
     for vm in boot::personalities() {
         let ram = boot::stage2(vm).ram.lock();
-        let (present, chunks) = (ram.present_chunks(), ram.chunks());
+        let mib = |chunks: usize| (chunks as u64 * crate::vm::ram::CHUNK_BYTES) >> 20;
+        let (present, paged, all) = (
+            mib(ram.present_chunks()),
+            mib(ram.paged_chunks()),
+            mib(ram.chunks()),
+        );
         drop(ram);
         crate::janus_println!(
-            "{}: {} of {} MiB of RAM in use since its start",
-            vm.name,
-            (present as u64 * crate::vm::ram::CHUNK_BYTES) >> 20,
-            (chunks as u64 * crate::vm::ram::CHUNK_BYTES) >> 20
+            "{}: {present} of {all} MiB of RAM in use since its start, {paged} MiB of it in 4 KiB pages",
+            vm.name
         );
     }
     let (used, total) = super::heap::frame_usage();

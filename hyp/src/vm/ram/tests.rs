@@ -202,3 +202,24 @@ fn filled_chunks_are_mapped_with_pages_while_frames_last() {
     }
     assert_eq!(frames.live(), 0);
 }
+
+#[test]
+fn a_personality_maps_at_most_its_share_of_chunks_with_pages() {
+    let mut frames = HeapFrames::new();
+    let mut ram = ram(&mut frames, 4);
+    ram.limit_paged_chunks(2);
+    ram.forget().unwrap();
+    for chunk in 0..4 {
+        ram.touch(BASE + chunk * CHUNK_BYTES, |_, _| {}).unwrap();
+    }
+    let levels: Vec<_> = (0..4)
+        .map(|chunk| ram.table().leaf_level(Ipa(BASE + chunk * CHUNK_BYTES)))
+        .collect();
+    assert_eq!(levels, [Some(3), Some(3), Some(2), Some(2)]);
+    assert_eq!(ram.paged_chunks(), 2);
+    // A new start gives the share back.
+    ram.forget().unwrap();
+    assert_eq!(ram.paged_chunks(), 0);
+    ram.touch(BASE + 3 * CHUNK_BYTES, |_, _| {}).unwrap();
+    assert_eq!(ram.table().leaf_level(Ipa(BASE + 3 * CHUNK_BYTES)), Some(3));
+}
