@@ -17,6 +17,78 @@ fn hostname_follows_the_hotkey() {
     assert!(linux.qemu.output().contains("personal:~# "));
 }
 
+/// The number right before `unit` in `line`, after `prefix`.
+fn number_before(line: &str, unit: &str) -> u64 {
+    let head = &line[..line
+        .find(unit)
+        .unwrap_or_else(|| panic!("no {unit:?} in {line}"))];
+    let digits: String = head
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before {unit:?} in {line}"))
+}
+
+#[test]
+fn statistics_show_ram_cleared_on_first_touch_and_mapped_with_pages() {
+    let mut linux = Linux::boot();
+    linux.switch_to(1, "work");
+    linux.wait_shell("work");
+    linux
+        .qemu
+        .send(&[qemu_virt_tests::linux::HOTKEY, b's'])
+        .expect("send hotkey");
+    // The statistics end with each personality's RAM line, work's last.
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    while linux
+        .qemu
+        .output()
+        .matches("MiB of it in 4 KiB pages\r\n")
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            linux.qemu.output_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = linux.qemu.output().replace('\r', "");
+    for name in ["personal", "work"] {
+        let exits = output
+            .lines()
+            .rfind(|line| line.starts_with(&format!("[janus] {name} exits:")))
+            .unwrap_or_else(|| panic!("no exits line for {name} in\n{output}"));
+        // Linux touched RAM beyond what its images fill at start.
+        let fills: u64 = exits
+            .rsplit("ram ")
+            .next()
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no ram count in {exits}"));
+        assert!(fills > 0, "{exits}");
+        let ram = output
+            .lines()
+            .rfind(|line| {
+                line.starts_with(&format!("[janus] {name}: ")) && line.contains("MiB of RAM")
+            })
+            .unwrap_or_else(|| panic!("no RAM line for {name} in\n{output}"));
+        let in_use = number_before(ram, "of 256 MiB");
+        let paged = number_before(ram, "MiB of it in 4 KiB pages");
+        // Kernel, initrd and device tree alone fill 19 chunks (38 MiB); a shell
+        // needs more, and far from all of it.
+        assert!((40..200).contains(&in_use), "{ram}");
+        assert!(paged > 0 && paged <= in_use, "{ram}");
+    }
+}
+
 /// Has `work` print `lines` numbered lines (`<prefix><n>-<padding>`) while
 /// `personal` is in front for `seconds_away` seconds (answering meanwhile),
 /// then switches back to `work` and returns what the console showed from
