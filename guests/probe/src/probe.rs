@@ -189,7 +189,7 @@ fn boot_vcpu(dtb: u64) -> ! {
     if mode == "wfi" {
         halt();
     }
-    ram_check(ram_base, ram_size);
+    ram_check(ram_base, ram_size, dtb + tree.total_size() as u64);
     start_secondaries(vcpus, ram_base);
     crate::attacks::run_all(ram_base, ram_size);
     match mode {
@@ -221,19 +221,21 @@ const MIB: u64 = 1024 * 1024;
 
 /// Checks that Janus gave this start clean RAM, then leaves data behind for the
 /// next start (after SYSTEM_RESET) to check again. The places lie in different
-/// 2 MiB chunks above the probe's image and below its device tree.
+/// 2 MiB chunks above the probe's image and below its device tree, and one just
+/// past the device tree's end (`dtb_end`), in the page Janus loads it into.
 ///
 /// The first thing the probe does with the leftover place is hand it to the
 /// console hypercall, before touching it: Janus must clear what is still behind
 /// it (the last start's `LEFTOVER`) before reading it for the guest, so nothing
 /// is printed (NUL bytes are dropped).
-fn ram_check(ram_base: u64, ram_size: u64) {
+fn ram_check(ram_base: u64, ram_size: u64, dtb_end: u64) {
     let leftover = ram_base + ram_size / 2;
     let places = [
         ram_base + 4 * MIB,
         ram_base + 6 * MIB + 0x1238,
         ram_base + ram_size - 2 * MIB - 8,
         leftover + 64,
+        dtb_end.next_multiple_of(8),
     ];
     hvc(hvc::CONSOLE_WRITE, leftover, LEFTOVER.len() as u64, 0);
     let mut dirty = 0;

@@ -29,7 +29,9 @@ pub unsafe trait FrameSource {
     /// # Safety
     ///
     /// `pa` must have come from `alloc_zeroed` on this source, must not have been freed since,
-    /// and nothing (no pointer, no translation table the MMU may walk) may still use it.
+    /// and nothing (no pointer, no translation table the MMU may walk) may still use it. A
+    /// TLB or walk-cache entry that may still point at it must be flushed before anything
+    /// can use it (see `Stage2Table::set_presence`).
     unsafe fn free(&mut self, pa: Pa);
 
     /// Returns a pointer through which Janus can access the frame at `pa`.

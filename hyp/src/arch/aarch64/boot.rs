@@ -457,6 +457,7 @@ pub fn restart(vm: &'static Personality) {
         vm.set_state(VmState::Off);
         return;
     }
+    memory::publish_stage2();
     // SAFETY: the ranges lie in this personality's RAM (checked when its image
     // was laid out) and none of its vCPUs runs.
     unsafe {

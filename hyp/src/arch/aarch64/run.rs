@@ -60,12 +60,15 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
 #[inline(never)]
 fn other_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, syndrome: u64) {
     if kind == ExitKind::Sync as u64 {
-        if esr::exception_class(syndrome) == esr::EC_SYS64
-            && tlb_maintenance_exit(cpu, vm, syndrome)
-        {
+        let class = esr::exception_class(syndrome);
+        if class == esr::EC_SYS64 && tlb_maintenance_exit(cpu, vm, syndrome) {
             return;
         }
-        if let Some(ipa) = esr::stage2_translation_fault(syndrome, HPFAR_EL2.get()) {
+        let abort = class == esr::EC_DATA_ABORT_LOWER || class == esr::EC_INSTRUCTION_ABORT_LOWER;
+        if let Some(ipa) = abort
+            .then(|| esr::stage2_translation_fault(syndrome, HPFAR_EL2.get()))
+            .flatten()
+        {
             // The first touch of a RAM chunk since the start (`vm/ram.rs`): clear
             // it, map it and let the access run again.
             if boot::fill_on_touch(vm, ipa) {

@@ -213,8 +213,10 @@ impl<F: FrameSource> Translation<Stage2Attributes> for FrameTranslation<F> {
         let frames = self.frames.get_mut();
         let pa = frames.source.ptr_to_pa(table.cast());
         // SAFETY: aarch64-paging only frees a table that `allocate_table` handed out and that
-        // no descriptor references any more (and, if live, after TLB maintenance), so the frame
-        // came from this source and nothing uses it.
+        // no descriptor references any more, so the frame came from this source. A live
+        // table's frame is freed after TLB maintenance; `set_presence` frees without it,
+        // under the contract it states (no vCPU of the guest runs, and each flushes its
+        // VMID, walk caches included, before it runs again), so nothing uses it.
         unsafe { frames.source.free(pa) };
     }
 
@@ -453,18 +455,23 @@ impl<F: FrameSource> Stage2Table<F> {
     /// `Presence::Pages` with 4 KiB pages only, a table for each 2 MiB. Making a region absent
     /// frees the tables below its blocks.
     ///
-    /// The range must be a run of whole regions, so no live block is ever split. No TLB
+    /// The range must be a run of whole regions, so no live block is ever split, and to make
+    /// it present it must be absent, so no valid descriptor is ever rewritten. No TLB
     /// maintenance is done, live table or not: a TLB never holds a translation that faulted,
-    /// so making a range present needs none, and the caller of `Presence::Absent` must make
-    /// sure no stale entry is used (Janus does it only while no vCPU of the guest runs, and
-    /// every vCPU start flushes its VMID). The caller also issues the `DSB` that makes the
-    /// update visible to the table walker.
+    /// so making a range present needs none. The caller of `Presence::Absent` must make sure
+    /// that no stale TLB or walk-cache entry is used afterwards, since the level-3 tables it
+    /// frees may be reused at once, by another guest's tables too: Janus makes RAM absent
+    /// only while no vCPU of the guest runs, and every vCPU start flushes its VMID's entries
+    /// (`TLBI VMALLS12E1`) from its physical CPU, the only one it runs on. Entries a
+    /// speculative walk may create meanwhile carry the guest's VMID and are flushed before
+    /// it runs. The caller also issues the `DSB` that makes the update visible to walkers.
     ///
     /// # Errors
     ///
     /// `ZeroSize`, `MisalignedIpa`, `MisalignedSize`, `RangeOverflow`, `IpaOutOfRange`,
-    /// `NotMapped`, `PartialRegion` if the range cuts a region, `OutOfFrames` (pages need
-    /// tables; the regions before the one that failed are done), or `Paging`.
+    /// `NotMapped`, `PartialRegion` if the range cuts a region, `BreakBeforeMake` if a range
+    /// to make present is not absent throughout, `OutOfFrames` (pages need tables; the
+    /// regions before the one that failed are done), or `Paging`.
     pub fn set_presence(
         &mut self,
         ipa: Ipa,
@@ -480,6 +487,19 @@ impl<F: FrameSource> Stage2Table<F> {
         let ends_whole = records.last().is_some_and(|last| last.end().0 == range.end);
         if !(starts_whole && ends_whole) {
             return Err(Stage2Error::PartialRegion);
+        }
+        // Which entries exist: a valid one (making present would rewrite it), and one at
+        // level 1 (pages would need a level-2 table under it too).
+        let (mut valid, mut coarse) = (false, false);
+        self.mapping
+            .walk_range(&memory_region(&range), &mut |_, descriptor, level| {
+                valid |= descriptor.is_valid();
+                coarse |= level <= ROOT_LEVEL;
+                Ok(())
+            })
+            .map_err(|_| Stage2Error::Paging)?;
+        if valid && presence != Presence::Absent {
+            return Err(Stage2Error::BreakBeforeMake);
         }
         // aarch64-paging would follow a live change with broadcast TLB invalidation, which
         // no change here needs (see above); under emulation each one stops every CPU.
@@ -507,10 +527,12 @@ impl<F: FrameSource> Stage2Table<F> {
             let span = region.ipa.0..region.end().0;
             // Rewriting a region with the blocks it was mapped with needs no new table (it
             // lies inside the tables `map` made for it, and absence frees only the tables
-            // below its blocks); pages may need one under each 2 MiB and 1 GiB block.
+            // below its blocks); pages need one under each 2 MiB, and one under each 1 GiB
+            // too where a level-1 entry maps it.
             let tables = match presence {
                 Presence::Pages => {
-                    chunks_touched(&span, BLOCK_2M) + chunks_touched(&span, BLOCK_1G)
+                    chunks_touched(&span, BLOCK_2M)
+                        + usize::from(coarse) * chunks_touched(&span, BLOCK_1G)
                 }
                 Presence::Absent | Presence::Blocks => 0,
             };

@@ -180,9 +180,8 @@ fn uncovered_widens_gaps_to_pages_inside_the_range() {
 
 #[test]
 fn filled_chunks_are_mapped_with_pages_while_frames_last() {
-    // The root, the level-2 table, and the two frames reserved for pages (a level-3
-    // table, and a level-2 one in case the chunk were a part of a 1 GiB block).
-    let mut frames = HeapFrames::with_limit(4);
+    // The root, the level-2 table and one level-3 table.
+    let mut frames = HeapFrames::with_limit(3);
     {
         let mut ram = ram(&mut frames, 3);
         ram.forget().unwrap();

@@ -168,21 +168,81 @@ fn set_presence_takes_whole_regions_only() {
 }
 
 #[test]
-fn live_presence_changes_split_no_block_and_stay_live() {
+fn a_live_table_changes_presence_and_stays_live() {
     let mut frames = HeapFrames::new();
     let mut table = Stage2Table::new(&mut frames).unwrap();
     two_blocks_and_a_page(&mut table);
     table.mark_active();
     table
-        .set_presence(RAM_IPA, BLOCK_2M, Presence::Absent)
+        .set_presence(RAM_IPA, 2 * BLOCK_2M, Presence::Absent)
         .unwrap();
     assert_eq!(table.translate(RAM_IPA), None);
     table
         .set_presence(RAM_IPA, BLOCK_2M, Presence::Blocks)
         .unwrap();
     assert_eq!(table.leaf(RAM_IPA).unwrap().level, 2);
+    let second = Ipa(RAM_IPA.0 + BLOCK_2M);
+    table
+        .set_presence(second, BLOCK_2M, Presence::Pages)
+        .unwrap();
+    assert_eq!(table.leaf(second).unwrap().level, 3);
     assert!(table.is_active());
     table.mark_inactive();
     drop(table);
     assert_eq!(frames.live(), 0);
+}
+
+#[test]
+fn only_an_absent_range_is_made_present() {
+    let mut frames = HeapFrames::new();
+    let mut table = table(&mut frames);
+    two_blocks_and_a_page(&mut table);
+    // Rewriting a valid block with pages would need break-before-make.
+    for presence in [Presence::Pages, Presence::Blocks] {
+        assert_eq!(
+            table.set_presence(RAM_IPA, BLOCK_2M, presence),
+            Err(Stage2Error::BreakBeforeMake)
+        );
+    }
+    assert_eq!(table.leaf(RAM_IPA).unwrap().level, 2);
+    table
+        .set_presence(RAM_IPA, BLOCK_2M, Presence::Absent)
+        .unwrap();
+    table
+        .set_presence(RAM_IPA, BLOCK_2M, Presence::Absent)
+        .unwrap();
+    table
+        .set_presence(RAM_IPA, BLOCK_2M, Presence::Pages)
+        .unwrap();
+    assert_eq!(table.leaf(RAM_IPA).unwrap().level, 3);
+}
+
+#[test]
+fn pages_under_a_1g_block_reserve_a_level_2_table_too() {
+    const GIB_IPA: Ipa = Ipa(0x8000_0000);
+    // Root and nothing else: a 1 GiB block needs no table.
+    let mut frames = HeapFrames::with_limit(2);
+    let mut table = Stage2Table::new(&mut frames).unwrap();
+    table
+        .map(
+            GIB_IPA,
+            Pa(GIB_IPA.0),
+            BLOCK_1G,
+            MemKind::Normal,
+            Perm::ReadWrite,
+        )
+        .unwrap();
+    assert_eq!(table.leaf(GIB_IPA).unwrap().level, 1);
+    table
+        .set_presence(GIB_IPA, BLOCK_1G, Presence::Absent)
+        .unwrap();
+    // 512 level-3 tables and a level-2 one: far more than the source has.
+    assert_eq!(
+        table.set_presence(GIB_IPA, BLOCK_1G, Presence::Pages),
+        Err(Stage2Error::OutOfFrames)
+    );
+    table
+        .set_presence(GIB_IPA, BLOCK_1G, Presence::Blocks)
+        .unwrap();
+    assert_eq!(table.leaf(GIB_IPA).unwrap().level, 1);
 }
