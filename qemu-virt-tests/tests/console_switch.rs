@@ -14,7 +14,11 @@ fn hostname_follows_the_hotkey() {
     linux.switch_to(0, "personal");
     assert_eq!(linux.run("hostname"), "personal");
     // The prompt shows the hostname.
-    assert!(linux.qemu.output().contains("personal:~# "));
+    let output = linux.qemu.output();
+    assert!(output.contains("personal:~# "));
+    // Janus' lines start on a fresh line, even after a prompt, which ends none.
+    assert!(output.contains("\n[janus] foreground: work"), "{output}");
+    assert!(!output.contains("# [janus]"), "{output}");
 }
 
 /// The number right before `unit` in `line`, after `prefix`.

@@ -91,8 +91,16 @@ pub fn init_mux(raw: fn(&[u8]), names: &[&str]) {
     ));
 }
 
+/// Puts bytes from the multiplexer on the console: a personality's output, or
+/// one of the multiplexer's own `[janus]` lines, which starts on a fresh line.
+/// Under the sink's lock, so that no `[janus]` line another CPU prints is cut
+/// by a personality's bytes (a line is written in several pieces).
 fn raw_out(bytes: &[u8]) {
     if let Some(raw) = RAW.get() {
+        let _sink = SINK.lock();
+        if bytes.starts_with(PREFIX.as_bytes()) && MID_LINE.load(Ordering::Relaxed) {
+            raw(b"\r\n");
+        }
         raw(bytes);
         if let Some(&last) = bytes.last() {
             MID_LINE.store(last != b'\n', Ordering::Relaxed);

@@ -203,21 +203,25 @@ fn boot_both_with(mut config: QemuConfig) -> (f64, Vec<Exits>) {
     wait_for_all(&mut qemu, &["work: ready"], BOOT_TIMEOUT).expect("work ready");
     let seconds = start.elapsed().as_secs_f64();
     qemu.send(&[HOTKEY, b's']).expect("stats hotkey");
-    wait_for_all(
-        &mut qemu,
-        &["[janus] personal exits:", "[janus] work exits:"],
-        BOOT_TIMEOUT,
-    )
-    .expect("exit statistics");
+    // The statistics end with the frame pool's line: all of them have arrived whole.
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    while !qemu.output().contains("page-table frames\r\n") {
+        assert!(
+            Instant::now() < deadline,
+            "no statistics: {}",
+            qemu.output_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let output = qemu.output();
     let mut exits = Vec::new();
     for name in ["personal", "work"] {
         let prefix = format!("[janus] {name} exits:");
         let line = output
             .lines()
-            .find(|line| line.starts_with(&prefix))
+            .find_map(|line| line.find(&prefix).map(|at| &line[at + prefix.len()..]))
             .expect("stats line");
-        let words: Vec<&str> = line[prefix.len()..].split_whitespace().collect();
+        let words: Vec<&str> = line.split_whitespace().collect();
         let causes = words
             .chunks(2)
             .filter_map(|pair| Some((pair.first()?.to_string(), pair.get(1)?.parse().ok()?)))

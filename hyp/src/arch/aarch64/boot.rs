@@ -21,7 +21,7 @@ use crate::vm::devices::Devices;
 use crate::vm::devicetree::{self, GuestTree};
 use crate::vm::entropy::{BootEntropy, GuestSeeds, RNG_SEED_BYTES};
 use crate::vm::placement::{self, RAM_ALIGN};
-use crate::vm::ram::{GuestRam, Touch};
+use crate::vm::ram::GuestRam;
 use crate::vm::{Personality, VmState};
 
 /// Janus' version, printed at boot.
@@ -486,32 +486,11 @@ pub fn restart(vm: &'static Personality) {
 
 /// Makes the RAM chunk holding `ipa` present after clearing it, when it is one
 /// of `vm`'s chunks still absent since its start (`vm/ram.rs`): the answer to a
-/// stage-2 translation fault. Returns `false` when `ipa` is not in its RAM.
+/// stage-2 translation fault. Returns `false` when `ipa` is not in its RAM (or
+/// the chunk could not be made present).
 pub fn fill_on_touch(vm: &Personality, ipa: u64) -> bool {
     // Emulated devices fault here too: leave them without taking the lock.
-    if !vm.ram_contains(ipa, 1) {
-        return false;
-    }
-    let image = stage2(vm);
-    let mut ram = image.ram.lock();
-    let touched = ram.touch(ipa, |start, len| {
-        // SAFETY: `touch` passes an absent chunk of this personality's RAM: no
-        // vCPU can reach it until it is present, and the lock keeps every other
-        // CPU from filling it at the same time.
-        unsafe { memory::scrub_guest(start, len) }
-    });
-    drop(ram);
-    match touched {
-        Ok(Touch::Outside) => false,
-        Ok(_) => {
-            memory::publish_stage2();
-            true
-        }
-        Err(error) => {
-            janus_println!("{}: stage-2 table: {error}", vm.name);
-            false
-        }
-    }
+    vm.ram_contains(ipa, 1) && fill_range(vm, ipa, 1)
 }
 
 /// Makes every chunk of `[ipa, ipa + len)` in `vm`'s RAM present, clearing the
@@ -521,7 +500,9 @@ pub fn fill_range(vm: &Personality, ipa: u64, len: u64) -> bool {
     let image = stage2(vm);
     let mut ram = image.ram.lock();
     let filled = ram.touch_range(ipa, len, |start, len| {
-        // SAFETY: as in `fill_on_touch`.
+        // SAFETY: `touch_range` passes absent chunks of this personality's RAM:
+        // no vCPU can reach them until they are present, and the lock keeps every
+        // other CPU from filling them at the same time.
         unsafe { memory::scrub_guest(start, len) }
     });
     drop(ram);

@@ -355,14 +355,8 @@ impl<F: FrameSource> Stage2Table<F> {
         let range = check_ipa_range(ipa, size)?;
         let covered = self.covering(&range)?;
         let records = &self.regions[covered.clone()];
-        if records.len() > 1 {
-            let starts_whole = records
-                .first()
-                .is_some_and(|first| first.ipa.0 == range.start);
-            let ends_whole = records.last().is_some_and(|last| last.end().0 == range.end);
-            if !(starts_whole && ends_whole) {
-                return Err(Stage2Error::PartialRegion);
-            }
+        if records.len() > 1 && !whole_regions(records, &range) {
+            return Err(Stage2Error::PartialRegion);
         }
         self.check_live_split(&range)?;
 
@@ -480,12 +474,7 @@ impl<F: FrameSource> Stage2Table<F> {
     ) -> Result<(), Stage2Error> {
         let range = check_ipa_range(ipa, size)?;
         let covered = self.covering(&range)?;
-        let records = &self.regions[covered.clone()];
-        let starts_whole = records
-            .first()
-            .is_some_and(|first| first.ipa.0 == range.start);
-        let ends_whole = records.last().is_some_and(|last| last.end().0 == range.end);
-        if !(starts_whole && ends_whole) {
+        if !whole_regions(&self.regions[covered.clone()], &range) {
             return Err(Stage2Error::PartialRegion);
         }
         // Which entries exist: a valid one (making present would rewrite it), and one at
@@ -719,6 +708,16 @@ impl<F: FrameSource> Stage2Table<F> {
             .ok()?;
         found
     }
+}
+
+/// Whether `range` starts where the first of `records` starts and ends where the last ends
+/// (the records covering it without gaps, from `covering`).
+fn whole_regions(records: &[Region], range: &Range<u64>) -> bool {
+    let starts_whole = records
+        .first()
+        .is_some_and(|first| first.ipa.0 == range.start);
+    let ends_whole = records.last().is_some_and(|last| last.end().0 == range.end);
+    starts_whole && ends_whole
 }
 
 /// Checks an IPA range for `map`, `unmap` and `protect` and returns it as `start..end`.
