@@ -126,6 +126,59 @@ fn system_reset_restarts_only_that_personality() {
     assert!(!output.contains("probe-leftover!"), "{output}");
 }
 
+/// Where the probe config places `work`'s 64 MiB of RAM.
+const WORK_RAM: u64 = 0xb800_0000;
+const MIB: u64 = 1024 * 1024;
+
+#[test]
+fn ram_an_earlier_occupant_left_is_clear_at_the_first_start() {
+    // What a previous run of the board (a warm reset) may have left in work's RAM:
+    // 2 MiB of data over the chunk its image goes into (its statics and stacks lie
+    // past the image), the chunk of its device tree, and every chunk its RAM check
+    // reads, the console hypercall's buffer included ("probe-leftover!\n" first).
+    let mut stale = b"probe-leftover!\n".to_vec();
+    while stale.len() < (2 * MIB) as usize {
+        stale.extend_from_slice(b"stale-occupant!\n");
+    }
+    let dir = qemu_virt_tests::workspace_root()
+        .join("target")
+        .join("test-bundles");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("stale-ram.bin");
+    std::fs::write(&file, &stale).unwrap();
+    let bundle = probe::bundle("lifecycle_stale_ram", &probe::probe_config(SCAN, SCAN));
+    let mut config = qemu_virt_tests::QemuConfig::new(qemu_virt_tests::image_path("janus.bin"));
+    config.initrd = Some(bundle);
+    config.timeout = Duration::from_secs(240);
+    // Chunks 0 (image), 2 and 3 (checked), 16 (hypercall buffer), 29 (first store),
+    // 30 (checked) and 31 (device tree).
+    for chunk in [0, 2, 3, 16, 29, 30, 31] {
+        config.extra_args.push("-device".into());
+        config.extra_args.push(format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            file.display(),
+            WORK_RAM + chunk * 2 * MIB
+        ));
+    }
+    let mut qemu = qemu_virt_tests::Qemu::start(config).expect("start QEMU");
+    wait_for_all(
+        &mut qemu,
+        &[
+            "work: RAM clear at 5 places, first store kept",
+            "work: attacks: 20 of 20 refused",
+            "personal: attacks: 20 of 20 refused",
+        ],
+        LINE_TIMEOUT,
+    )
+    .unwrap();
+    keeps_running(&mut qemu, "work", 2);
+    let output = qemu.output();
+    assert!(!output.contains("RAM not clear"), "{output}");
+    assert!(!output.contains("probe-leftover!"), "{output}");
+    assert!(!output.contains("stale-occupant"), "{output}");
+    assert!(output.contains("work: 2 vCPUs online"), "{output}");
+}
+
 #[test]
 fn board_powers_off_when_both_personalities_are_off() {
     let off = format!("{SCAN} probe.after=off");
