@@ -54,9 +54,9 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
 }
 
 /// Every exit but a hypercall: trapped TLB maintenance (frequent while a
-/// personality boots on one vCPU) and the first touch of a RAM chunk are handled
-/// here at once, the rest goes to `slow_exit`. Apart from `handle_exit` so that the hypercall path keeps its
-/// short prologue.
+/// personality boots on one vCPU) and the first touch of a RAM chunk are
+/// handled here at once, the rest goes to `slow_exit`. Apart from
+/// `handle_exit` so that the hypercall path keeps its short prologue.
 #[inline(never)]
 fn other_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, syndrome: u64) {
     if kind == ExitKind::Sync as u64 {
