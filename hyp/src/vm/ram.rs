@@ -1,7 +1,7 @@
 //! A personality's RAM, cleared on first touch.
 //!
-//! The RAM is mapped at stage 2 as 2 MiB chunks (IPA = PA), each its own region, a
-//! present chunk with 4 KiB pages while the frame pool has a table for it. At
+//! The RAM is mapped at stage 2 as one region (IPA = PA) of 2 MiB chunks, a present
+//! chunk with 4 KiB pages while the frame pool has a table for it. At
 //! every start all chunks are made absent: still recorded as mapped, but with invalid
 //! descriptors. The chunks that receive the kernel, the initrd and the device tree are
 //! cleared outside what is loaded into them and made present before the personality
@@ -53,8 +53,8 @@ pub struct GuestRam<F: FrameSource> {
 }
 
 impl<F: FrameSource> GuestRam<F> {
-    /// Maps `[base, base + size)` into `table` (IPA = PA, Normal, read-write-execute), one
-    /// region per chunk, every chunk present. `base` and `size` must be multiples of
+    /// Maps `[base, base + size)` into `table` (IPA = PA, Normal, read-write-execute) as one
+    /// region in 2 MiB blocks, every chunk present. `base` and `size` must be multiples of
     /// `CHUNK_BYTES` (the configuration checks guarantee it).
     ///
     /// # Errors
@@ -69,16 +69,14 @@ impl<F: FrameSource> GuestRam<F> {
             return Err(Stage2Error::MisalignedSize);
         }
         let chunks = size / CHUNK_BYTES;
-        for chunk in 0..chunks {
-            let start = base + chunk * CHUNK_BYTES;
-            table.map(
-                Ipa(start),
-                Pa(start),
-                CHUNK_BYTES,
-                MemKind::Normal,
-                Perm::ReadWriteExecute,
-            )?;
-        }
+        table.map_in_pieces(
+            Ipa(base),
+            Pa(base),
+            size,
+            MemKind::Normal,
+            Perm::ReadWriteExecute,
+            CHUNK_BYTES,
+        )?;
         let words = chunks.div_ceil(64) as usize;
         let mut ram = Self {
             table,

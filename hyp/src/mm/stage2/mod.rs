@@ -301,6 +301,86 @@ impl<F: FrameSource> Stage2Table<F> {
         kind: MemKind,
         perm: Perm,
     ) -> Result<(), Stage2Error> {
+        let (range, first) = self.check_map(ipa, pa, size, kind, perm)?;
+        let tables = map_tables_bound(&range, pa.0);
+        self.with_reserve(tables, |mapping| {
+            mapping.map_range(
+                &memory_region(&range),
+                PhysicalAddress(pa.to_usize()),
+                leaf_attributes(kind, perm),
+                Constraints::empty(),
+            )
+        })?;
+        self.record(first, ipa, size, pa, kind, perm);
+        Ok(())
+    }
+
+    /// Maps like `map`, but piece by `piece`-aligned piece, so that no block is larger than
+    /// `piece` (2 MiB: no 1 GiB blocks), and records one region. Guest RAM is mapped so, for
+    /// `set_presence` to take any 2 MiB of it at a time. A failure leaves nothing mapped.
+    ///
+    /// # Errors
+    ///
+    /// Those of `map`, and `MisalignedSize` if `piece` is not a power of two of at least
+    /// 4 KiB.
+    pub fn map_in_pieces(
+        &mut self,
+        ipa: Ipa,
+        pa: Pa,
+        size: u64,
+        kind: MemKind,
+        perm: Perm,
+        piece: u64,
+    ) -> Result<(), Stage2Error> {
+        if !piece.is_power_of_two() || piece < PAGE_SIZE {
+            return Err(Stage2Error::MisalignedSize);
+        }
+        let (range, first) = self.check_map(ipa, pa, size, kind, perm)?;
+        let mut start = range.start;
+        while start < range.end {
+            let end = (start - start % piece + piece).min(range.end);
+            let span = start..end;
+            let span_pa = pa.0 + (start - range.start);
+            let mapped = self.with_reserve(map_tables_bound(&span, span_pa), |mapping| {
+                mapping.map_range(
+                    &memory_region(&span),
+                    PhysicalAddress(usize_from(span_pa)),
+                    leaf_attributes(kind, perm),
+                    Constraints::empty(),
+                )
+            });
+            if let Err(error) = mapped {
+                // Take back the pieces mapped so far. They end where a piece ends, so no
+                // block is split and no table is needed (a bound would ask for frames).
+                if start > range.start {
+                    let done = range.start..start;
+                    let _ = self.with_reserve(0, |mapping| {
+                        mapping.map_range(
+                            &memory_region(&done),
+                            PhysicalAddress(usize_from(pa.0)),
+                            Stage2Attributes::empty(),
+                            Constraints::empty(),
+                        )
+                    });
+                    self.mapping.compact_subtables();
+                }
+                return Err(error);
+            }
+            start = end;
+        }
+        self.record(first, ipa, size, pa, kind, perm);
+        Ok(())
+    }
+
+    /// The checks of `map`: the range as `start..end`, and where its record goes.
+    fn check_map(
+        &self,
+        ipa: Ipa,
+        pa: Pa,
+        size: u64,
+        kind: MemKind,
+        perm: Perm,
+    ) -> Result<(Range<u64>, usize), Stage2Error> {
         let range = check_ipa_range(ipa, size)?;
         if !pa.is_aligned(PAGE_SIZE) {
             return Err(Stage2Error::MisalignedPa);
@@ -320,18 +400,13 @@ impl<F: FrameSource> Stage2Table<F> {
         {
             return Err(Stage2Error::Overlap);
         }
+        Ok((range, first))
+    }
 
-        let tables = map_tables_bound(&range, pa.0);
-        self.with_reserve(tables, |mapping| {
-            mapping.map_range(
-                &memory_region(&range),
-                PhysicalAddress(pa.to_usize()),
-                leaf_attributes(kind, perm),
-                Constraints::empty(),
-            )
-        })?;
+    /// Records a mapped region at index `at` of the sorted records.
+    fn record(&mut self, at: usize, ipa: Ipa, size: u64, pa: Pa, kind: MemKind, perm: Perm) {
         self.regions.insert(
-            first,
+            at,
             Region {
                 ipa,
                 size,
@@ -340,7 +415,6 @@ impl<F: FrameSource> Stage2Table<F> {
                 perm,
             },
         );
-        Ok(())
     }
 
     /// Unmaps `[ipa, ipa + size)`, which must be either exactly a run of whole adjacent regions
@@ -440,17 +514,18 @@ impl<F: FrameSource> Stage2Table<F> {
         Ok(())
     }
 
-    /// Makes the regions of `[ipa, ipa + size)` absent (invalid descriptors) or present again
-    /// with their recorded output address, kind and permissions, while keeping them recorded
-    /// as mapped. Guest RAM that Janus clears on first touch is mapped this way
+    /// Makes `[ipa, ipa + size)` absent (invalid descriptors) or present again with its
+    /// regions' recorded output address, kind and permissions, while keeping it recorded as
+    /// mapped. Guest RAM that Janus clears on first touch is mapped this way
     /// (`vm/ram.rs`): absent from the tables until the guest's first access to it faults.
     ///
     /// `Presence::Blocks` maps as `map` does, with the largest blocks that fit;
     /// `Presence::Pages` with 4 KiB pages only, a table for each 2 MiB. Making a region absent
     /// frees the tables below its blocks.
     ///
-    /// The range must be a run of whole regions, so no live block is ever split, and to make
-    /// it present it must be absent, so no valid descriptor is ever rewritten. No TLB
+    /// The range must be mapped throughout and no descriptor may straddle its ends (map it with
+    /// `map_in_pieces` to take it 2 MiB at a time), so no block is ever split; to make it
+    /// present it must be absent, so no valid descriptor is ever rewritten. No TLB
     /// maintenance is done, live table or not: a TLB never holds a translation that faulted,
     /// so making a range present needs none. The caller of `Presence::Absent` must make sure
     /// that no stale TLB or walk-cache entry is used afterwards, since the level-3 tables it
@@ -463,7 +538,8 @@ impl<F: FrameSource> Stage2Table<F> {
     /// # Errors
     ///
     /// `ZeroSize`, `MisalignedIpa`, `MisalignedSize`, `RangeOverflow`, `IpaOutOfRange`,
-    /// `NotMapped`, `PartialRegion` if the range cuts a region, `BreakBeforeMake` if a range
+    /// `NotMapped`, `PartialRegion` if the range cuts a block or a region mapped with pages
+    /// at a table's edge, `BreakBeforeMake` if a range
     /// to make present is not absent throughout, `OutOfFrames` (pages need tables; the
     /// regions before the one that failed are done), or `Paging`.
     pub fn set_presence(
@@ -474,8 +550,15 @@ impl<F: FrameSource> Stage2Table<F> {
     ) -> Result<(), Stage2Error> {
         let range = check_ipa_range(ipa, size)?;
         let covered = self.covering(&range)?;
-        if !whole_regions(&self.regions[covered.clone()], &range) {
-            return Err(Stage2Error::PartialRegion);
+        // No descriptor, valid or not, may straddle either end of the range.
+        for edge in [range.start, range.end] {
+            if self.descriptor_level(edge).is_some_and(|level| {
+                self.region_containing(Ipa(edge))
+                    .is_some_and(|region| region.ipa.0 != edge)
+                    && !edge.is_multiple_of(granule_bytes(level))
+            }) {
+                return Err(Stage2Error::PartialRegion);
+            }
         }
         // Which entries exist: a valid one (making present would rewrite it), and one at
         // level 1 (pages would need a level-2 table under it too).
@@ -513,7 +596,8 @@ impl<F: FrameSource> Stage2Table<F> {
                     Constraints::NO_BLOCK_MAPPINGS,
                 ),
             };
-            let span = region.ipa.0..region.end().0;
+            let span = region.ipa.0.max(range.start)..region.end().0.min(range.end);
+            let span_pa = region.pa.0 + (span.start - region.ipa.0);
             // Rewriting a region with the blocks it was mapped with needs no new table (it
             // lies inside the tables `map` made for it, and absence frees only the tables
             // below its blocks); pages need one under each 2 MiB, and one under each 1 GiB
@@ -528,7 +612,7 @@ impl<F: FrameSource> Stage2Table<F> {
             result = self.with_reserve(tables, |mapping| {
                 mapping.map_range(
                     &memory_region(&span),
-                    PhysicalAddress(region.pa.to_usize()),
+                    PhysicalAddress(usize_from(span_pa)),
                     flags,
                     constraints,
                 )
@@ -562,6 +646,26 @@ impl<F: FrameSource> Stage2Table<F> {
     #[must_use]
     pub fn leaf_level(&self, ipa: Ipa) -> Option<usize> {
         self.leaf(ipa).map(|leaf| leaf.level)
+    }
+
+    /// The level of the descriptor, valid or not, that the walk for `ipa` ends at; `None`
+    /// outside the IPA space.
+    fn descriptor_level(&self, ipa: u64) -> Option<usize> {
+        if ipa >= IPA_SPACE_BYTES {
+            return None;
+        }
+        let page = ipa - ipa % PAGE_SIZE;
+        let mut found = None;
+        self.mapping
+            .walk_range(
+                &memory_region(&(page..page + PAGE_SIZE)),
+                &mut |_, _, level| {
+                    found = Some(level);
+                    Ok(())
+                },
+            )
+            .ok()?;
+        found
     }
 
     /// Returns the mapped regions in IPA order.

@@ -246,3 +246,98 @@ fn pages_under_a_1g_block_reserve_a_level_2_table_too() {
         .unwrap();
     assert_eq!(table.leaf(GIB_IPA).unwrap().level, 1);
 }
+
+#[test]
+fn ram_mapped_in_pieces_is_one_region_taken_2m_at_a_time() {
+    const GIB_IPA: Ipa = Ipa(0x8000_0000);
+    let mut frames = HeapFrames::new();
+    let mut table = table(&mut frames);
+    table
+        .map_in_pieces(
+            GIB_IPA,
+            Pa(GIB_IPA.0),
+            BLOCK_1G,
+            MemKind::Normal,
+            Perm::ReadWriteExecute,
+            BLOCK_2M,
+        )
+        .unwrap();
+    assert_eq!(table.regions().len(), 1);
+    assert_eq!(table.leaf(GIB_IPA).unwrap().level, 2, "no 1 GiB block");
+    let chunk = Ipa(GIB_IPA.0 + 7 * BLOCK_2M);
+    table
+        .set_presence(chunk, BLOCK_2M, Presence::Absent)
+        .unwrap();
+    assert_eq!(table.translate(chunk), None);
+    assert!(table.translate(Ipa(chunk.0 - 8)).is_some());
+    assert!(table.translate(Ipa(chunk.0 + BLOCK_2M)).is_some());
+    table
+        .set_presence(chunk, BLOCK_2M, Presence::Pages)
+        .unwrap();
+    assert_eq!(
+        table.translate(Ipa(chunk.0 + 0x1008)),
+        Some((
+            Pa(chunk.0 + 0x1008),
+            MemKind::Normal,
+            Perm::ReadWriteExecute
+        ))
+    );
+    assert_eq!(table.leaf(chunk).unwrap().level, 3);
+    // Half a block, or a range across a block's end, would split a block.
+    for (start, size) in [
+        (GIB_IPA.0, BLOCK_2M / 2),
+        (GIB_IPA.0 + BLOCK_2M / 2, BLOCK_2M),
+    ] {
+        assert_eq!(
+            table.set_presence(Ipa(start), size, Presence::Absent),
+            Err(Stage2Error::PartialRegion),
+            "{start:#x}+{size:#x}"
+        );
+    }
+    // Pages may be taken one at a time.
+    table
+        .set_presence(Ipa(chunk.0 + PAGE_SIZE), PAGE_SIZE, Presence::Absent)
+        .unwrap();
+    assert_eq!(table.translate(Ipa(chunk.0 + PAGE_SIZE)), None);
+    assert!(table.translate(chunk).is_some());
+    assert_eq!(table.regions().len(), 1);
+}
+
+#[test]
+fn mapping_in_pieces_without_frames_leaves_nothing_mapped() {
+    const GIB_IPA: Ipa = Ipa(0x8000_0000);
+    // Enough for the first piece (a level-2 and a level-3 table under the root), not for
+    // the second: the first must be taken back.
+    let mut frames = HeapFrames::with_limit(3);
+    {
+        let mut table = Stage2Table::new(&mut frames).unwrap();
+        assert_eq!(
+            table.map_in_pieces(
+                Ipa(GIB_IPA.0 + BLOCK_2M - PAGE_SIZE),
+                Pa(GIB_IPA.0 + BLOCK_2M - PAGE_SIZE),
+                2 * BLOCK_2M,
+                MemKind::Normal,
+                Perm::ReadWrite,
+                BLOCK_2M,
+            ),
+            Err(Stage2Error::OutOfFrames)
+        );
+        assert_eq!(table.regions().len(), 0);
+        assert_eq!(table.translate(Ipa(GIB_IPA.0 + BLOCK_2M - PAGE_SIZE)), None);
+        assert_eq!(table.translate(Ipa(GIB_IPA.0 + BLOCK_2M)), None);
+    }
+    assert_eq!(frames.live(), 0);
+    let mut frames = HeapFrames::new();
+    let mut table = Stage2Table::new(&mut frames).unwrap();
+    assert_eq!(
+        table.map_in_pieces(
+            GIB_IPA,
+            Pa(GIB_IPA.0),
+            BLOCK_2M,
+            MemKind::Normal,
+            Perm::ReadWrite,
+            3 * PAGE_SIZE
+        ),
+        Err(Stage2Error::MisalignedSize)
+    );
+}
