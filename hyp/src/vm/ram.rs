@@ -60,7 +60,7 @@ impl<F: FrameSource> GuestRam<F> {
     /// # Errors
     ///
     /// `MisalignedIpa` or `MisalignedSize` for a range that is not whole chunks, and the
-    /// errors of `Stage2Table::map`.
+    /// errors of `Stage2Table::map_in_pieces`.
     pub fn new(mut table: Stage2Table<F>, base: u64, size: u64) -> Result<Self, Stage2Error> {
         if !base.is_multiple_of(CHUNK_BYTES) {
             return Err(Stage2Error::MisalignedIpa);

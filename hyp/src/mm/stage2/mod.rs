@@ -354,7 +354,7 @@ impl<F: FrameSource> Stage2Table<F> {
                 // block is split and no table is needed (a bound would ask for frames).
                 if start > range.start {
                     let done = range.start..start;
-                    let _ = self.with_reserve(0, |mapping| {
+                    let undone = self.with_reserve(0, |mapping| {
                         mapping.map_range(
                             &memory_region(&done),
                             PhysicalAddress(usize_from(pa.0)),
@@ -362,6 +362,7 @@ impl<F: FrameSource> Stage2Table<F> {
                             Constraints::empty(),
                         )
                     });
+                    debug_assert!(undone.is_ok(), "taking back mapped pieces failed");
                     self.mapping.compact_subtables();
                 }
                 return Err(error);
@@ -516,32 +517,33 @@ impl<F: FrameSource> Stage2Table<F> {
 
     /// Makes `[ipa, ipa + size)` absent (invalid descriptors) or present again with its
     /// regions' recorded output address, kind and permissions, while keeping it recorded as
-    /// mapped. Guest RAM that Janus clears on first touch is mapped this way
-    /// (`vm/ram.rs`): absent from the tables until the guest's first access to it faults.
+    /// mapped. Guest RAM that Janus clears on first touch is mapped this way (`vm/ram.rs`):
+    /// absent from the tables until the guest's first access to it faults.
     ///
     /// `Presence::Blocks` maps as `map` does, with the largest blocks that fit;
-    /// `Presence::Pages` with 4 KiB pages only, a table for each 2 MiB. Making a region absent
-    /// frees the tables below its blocks.
+    /// `Presence::Pages` with 4 KiB pages only, a table for each 2 MiB. Making a range absent
+    /// invalidates each valid block as a whole and frees the level-3 tables its 2 MiB spans
+    /// hold; tables above stay.
     ///
-    /// The range must be mapped throughout and no descriptor may straddle its ends (map it with
-    /// `map_in_pieces` to take it 2 MiB at a time), so no block is ever split; to make it
-    /// present it must be absent, so no valid descriptor is ever rewritten. No TLB
-    /// maintenance is done, live table or not: a TLB never holds a translation that faulted,
-    /// so making a range present needs none. The caller of `Presence::Absent` must make sure
-    /// that no stale TLB or walk-cache entry is used afterwards, since the level-3 tables it
-    /// frees may be reused at once, by another guest's tables too: Janus makes RAM absent
-    /// only while no vCPU of the guest runs, and every vCPU start flushes its VMID's entries
-    /// (`TLBI VMALLS12E1`) from its physical CPU, the only one it runs on. Entries a
-    /// speculative walk may create meanwhile carry the guest's VMID and are flushed before
-    /// it runs. The caller also issues the `DSB` that makes the update visible to walkers.
+    /// The range must be mapped throughout and no valid descriptor may straddle its ends
+    /// (map it with `map_in_pieces` to take it 2 MiB at a time), so no live block is ever
+    /// split; to make it present it must be absent, so no valid descriptor is ever
+    /// rewritten. No TLB maintenance is done, live table or not: a TLB never holds a
+    /// translation that faulted, so making a range present needs none. The caller of
+    /// `Presence::Absent` must make sure that no stale TLB or walk-cache entry is used
+    /// afterwards, since the level-3 tables it frees may be reused at once, by another
+    /// guest's tables too: Janus makes RAM absent only while no vCPU of the guest runs, and
+    /// every vCPU start flushes its VMID's entries (`TLBI VMALLS12E1`) from its physical
+    /// CPU, the only one it runs on. Entries a speculative walk may create meanwhile carry
+    /// the guest's VMID and are flushed before it runs. The caller also issues the `DSB`
+    /// that makes the update visible to walkers.
     ///
     /// # Errors
     ///
     /// `ZeroSize`, `MisalignedIpa`, `MisalignedSize`, `RangeOverflow`, `IpaOutOfRange`,
-    /// `NotMapped`, `PartialRegion` if the range cuts a block or a region mapped with pages
-    /// at a table's edge, `BreakBeforeMake` if a range
-    /// to make present is not absent throughout, `OutOfFrames` (pages need tables; the
-    /// regions before the one that failed are done), or `Paging`.
+    /// `NotMapped`, `PartialRegion` if a valid block straddles an end of the range,
+    /// `BreakBeforeMake` if a range to make present is not absent throughout, `OutOfFrames`
+    /// (the regions before the one that failed are done), or `Paging`.
     pub fn set_presence(
         &mut self,
         ipa: Ipa,
@@ -550,23 +552,18 @@ impl<F: FrameSource> Stage2Table<F> {
     ) -> Result<(), Stage2Error> {
         let range = check_ipa_range(ipa, size)?;
         let covered = self.covering(&range)?;
-        // No descriptor, valid or not, may straddle either end of the range.
         for edge in [range.start, range.end] {
-            if self.descriptor_level(edge).is_some_and(|level| {
-                self.region_containing(Ipa(edge))
-                    .is_some_and(|region| region.ipa.0 != edge)
-                    && !edge.is_multiple_of(granule_bytes(level))
-            }) {
-                return Err(Stage2Error::PartialRegion);
+            if let Some((level, true)) = self.descriptor_at(edge) {
+                if !edge.is_multiple_of(granule_bytes(level)) {
+                    return Err(Stage2Error::PartialRegion);
+                }
             }
         }
-        // Which entries exist: a valid one (making present would rewrite it), and one at
-        // level 1 (pages would need a level-2 table under it too).
-        let (mut valid, mut coarse) = (false, false);
+        // A valid descriptor in a range to make present would be rewritten.
+        let mut valid = false;
         self.mapping
-            .walk_range(&memory_region(&range), &mut |_, descriptor, level| {
+            .walk_range(&memory_region(&range), &mut |_, descriptor, _| {
                 valid |= descriptor.is_valid();
-                coarse |= level <= ROOT_LEVEL;
                 Ok(())
             })
             .map_err(|_| Stage2Error::Paging)?;
@@ -579,52 +576,76 @@ impl<F: FrameSource> Stage2Table<F> {
         if live {
             self.mapping.mark_inactive();
         }
-        let mut result = Ok(());
-        for index in covered {
-            let Some(&region) = self.regions.get(index) else {
-                break;
-            };
-            // Without VALID, the descriptors are invalid, as `unmap` writes them.
-            let (flags, constraints) = match presence {
-                Presence::Absent => (Stage2Attributes::empty(), Constraints::empty()),
-                Presence::Blocks => (
-                    leaf_attributes(region.kind, region.perm),
-                    Constraints::empty(),
-                ),
-                Presence::Pages => (
-                    leaf_attributes(region.kind, region.perm),
-                    Constraints::NO_BLOCK_MAPPINGS,
-                ),
-            };
-            let span = region.ipa.0.max(range.start)..region.end().0.min(range.end);
-            let span_pa = region.pa.0 + (span.start - region.ipa.0);
-            // Rewriting a region with the blocks it was mapped with needs no new table (it
-            // lies inside the tables `map` made for it, and absence frees only the tables
-            // below its blocks); pages need one under each 2 MiB, and one under each 1 GiB
-            // too where a level-1 entry maps it.
-            let tables = match presence {
-                Presence::Pages => {
-                    chunks_touched(&span, BLOCK_2M)
-                        + usize::from(coarse) * chunks_touched(&span, BLOCK_1G)
-                }
-                Presence::Absent | Presence::Blocks => 0,
-            };
-            result = self.with_reserve(tables, |mapping| {
-                mapping.map_range(
-                    &memory_region(&span),
-                    PhysicalAddress(usize_from(span_pa)),
-                    flags,
-                    constraints,
-                )
-            });
-            if result.is_err() {
-                break;
+        let result = match presence {
+            Presence::Absent => self.make_absent(&range),
+            Presence::Blocks | Presence::Pages => {
+                self.make_present(covered, &range, presence == Presence::Pages)
             }
-        }
+        };
         if live {
             self.mapping.mark_active();
         }
         result
+    }
+
+    /// Writes invalid descriptors over `range` a leaf at a time: a valid block whole (the
+    /// range's ends cut none), the rest of a 2 MiB span where a level-3 table maps it (the
+    /// table is freed when the span is whole); invalid blocks are left as they are. Never
+    /// needs a new table.
+    fn make_absent(&mut self, range: &Range<u64>) -> Result<(), Stage2Error> {
+        let mut at = range.start;
+        while at < range.end {
+            let Some((level, valid)) = self.descriptor_at(at) else {
+                break;
+            };
+            let granule = granule_bytes(level.min(LEAF_LEVEL - 1));
+            let end = (at - at % granule + granule).min(range.end);
+            if valid || level == LEAF_LEVEL {
+                let span = at..end;
+                // The IPA as the PA keeps every whole block aligned, as `unmap` does.
+                self.with_reserve(0, |mapping| {
+                    mapping.map_range(
+                        &memory_region(&span),
+                        PhysicalAddress(usize_from(span.start)),
+                        Stage2Attributes::empty(),
+                        Constraints::empty(),
+                    )
+                })?;
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Maps the absent `range` again, region by region, with blocks or 4 KiB pages.
+    fn make_present(
+        &mut self,
+        covered: Range<usize>,
+        range: &Range<u64>,
+        pages: bool,
+    ) -> Result<(), Stage2Error> {
+        for index in covered {
+            let Some(&region) = self.regions.get(index) else {
+                break;
+            };
+            let span = region.ipa.0.max(range.start)..region.end().0.min(range.end);
+            let span_pa = region.pa.0 + (span.start - region.ipa.0);
+            let constraints = if pages {
+                Constraints::NO_BLOCK_MAPPINGS
+            } else {
+                Constraints::empty()
+            };
+            let tables = self.tables_needed(&span, span_pa, pages);
+            self.with_reserve(tables, |mapping| {
+                mapping.map_range(
+                    &memory_region(&span),
+                    PhysicalAddress(usize_from(span_pa)),
+                    leaf_attributes(region.kind, region.perm),
+                    constraints,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Translates `ipa` by walking the tables, as the MMU would: the PA (byte offset included),
@@ -648,9 +669,32 @@ impl<F: FrameSource> Stage2Table<F> {
         self.leaf(ipa).map(|leaf| leaf.level)
     }
 
-    /// The level of the descriptor, valid or not, that the walk for `ipa` ends at; `None`
-    /// outside the IPA space.
-    fn descriptor_level(&self, ipa: u64) -> Option<usize> {
+    /// How many tables mapping the absent `span` at `pa` adds, given the tables there now:
+    /// a level-2 table under each 1 GiB that has none and is not mapped whole by a block,
+    /// and a level-3 table under each 2 MiB that has none and is not mapped whole by one.
+    /// Exact, so that blocks, which mostly need none, are mapped with the pool empty.
+    fn tables_needed(&self, span: &Range<u64>, pa: u64, pages: bool) -> usize {
+        let mut tables = 0;
+        for (granule, table_level) in [(BLOCK_1G, ROOT_LEVEL), (BLOCK_2M, LEAF_LEVEL - 1)] {
+            let mut at = span.start - span.start % granule;
+            while at < span.end {
+                let part = at.max(span.start)..(at + granule).min(span.end);
+                let part_pa = pa + (part.start - span.start);
+                let block =
+                    !pages && part.end - part.start == granule && part_pa.is_multiple_of(granule);
+                let no_table = self
+                    .descriptor_at(part.start)
+                    .is_some_and(|(level, _)| level <= table_level);
+                tables += usize::from(!block && no_table);
+                at += granule;
+            }
+        }
+        tables
+    }
+
+    /// The level of the descriptor, valid or not, that the walk for `ipa` ends at, and
+    /// whether it is valid; `None` outside the IPA space.
+    fn descriptor_at(&self, ipa: u64) -> Option<(usize, bool)> {
         if ipa >= IPA_SPACE_BYTES {
             return None;
         }
@@ -659,8 +703,8 @@ impl<F: FrameSource> Stage2Table<F> {
         self.mapping
             .walk_range(
                 &memory_region(&(page..page + PAGE_SIZE)),
-                &mut |_, _, level| {
-                    found = Some(level);
+                &mut |_, descriptor, level| {
+                    found = Some((level, descriptor.is_valid()));
                     Ok(())
                 },
             )

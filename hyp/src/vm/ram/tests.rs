@@ -224,3 +224,26 @@ fn a_personality_maps_at_most_its_share_of_chunks_with_pages() {
     ram.touch(BASE + 3 * CHUNK_BYTES, |_, _| {}).unwrap();
     assert_eq!(ram.table().leaf_level(Ipa(BASE + 3 * CHUNK_BYTES)), Some(3));
 }
+
+#[test]
+fn a_whole_aligned_gib_of_ram_is_forgotten_and_filled_chunk_by_chunk() {
+    const GIB: u64 = 0x4000_0000;
+    // The root, the level-2 table and one level-3 table: forgetting must keep the level-2
+    // table, or no chunk could be mapped again with the source this small.
+    let mut frames = HeapFrames::with_limit(3);
+    {
+        let table = Stage2Table::new(&mut frames).unwrap();
+        let mut ram = GuestRam::new(table, GIB, GIB).unwrap();
+        assert_eq!(ram.chunks(), 512);
+        for _ in 0..2 {
+            ram.forget().unwrap();
+            assert!(!mapped(&ram, GIB) && !mapped(&ram, 2 * GIB - 1));
+            ram.touch(GIB + 5 * CHUNK_BYTES, |_, _| {}).unwrap();
+            ram.touch(2 * GIB - 1, |_, _| {}).unwrap();
+            assert_eq!(ram.table().leaf_level(Ipa(GIB + 5 * CHUNK_BYTES)), Some(3));
+            assert_eq!(ram.table().leaf_level(Ipa(2 * GIB - 1)), Some(2));
+            assert!(!mapped(&ram, GIB + 4 * CHUNK_BYTES));
+        }
+    }
+    assert_eq!(frames.live(), 0);
+}

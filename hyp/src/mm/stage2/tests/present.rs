@@ -341,3 +341,101 @@ fn mapping_in_pieces_without_frames_leaves_nothing_mapped() {
         Err(Stage2Error::MisalignedSize)
     );
 }
+
+#[test]
+fn compacted_tables_are_allocated_again_and_never_without_a_frame() {
+    const GIB_IPA: Ipa = Ipa(0x4000_0000);
+    let mut frames = HeapFrames::with_limit(3);
+    let mut table = Stage2Table::new(&mut frames).unwrap();
+    table
+        .map(
+            GIB_IPA,
+            Pa(GIB_IPA.0),
+            BLOCK_2M,
+            MemKind::Normal,
+            Perm::ReadWrite,
+        )
+        .unwrap();
+    let ram = Ipa(GIB_IPA.0 + BLOCK_2M);
+    table
+        .map_in_pieces(
+            ram,
+            Pa(ram.0),
+            2 * BLOCK_2M,
+            MemKind::Normal,
+            Perm::ReadWrite,
+            BLOCK_2M,
+        )
+        .unwrap();
+    table
+        .set_presence(ram, 2 * BLOCK_2M, Presence::Absent)
+        .unwrap();
+    // Unmapping the other region leaves the level-2 table empty: compaction frees it, and
+    // an invalid level-1 entry now spans the absent chunks.
+    table.unmap(GIB_IPA, BLOCK_2M).unwrap();
+    assert_eq!(table.descriptor_at(ram.0), Some((1, false)));
+    // Pages there need a level-2 and a level-3 table: the source has just those two.
+    table.set_presence(ram, BLOCK_2M, Presence::Pages).unwrap();
+    assert_eq!(table.leaf(ram).unwrap().level, 3);
+    // Its neighbour's level-3 table would be a fourth frame: refused, not a panic.
+    assert_eq!(
+        table.set_presence(Ipa(ram.0 + BLOCK_2M), BLOCK_2M, Presence::Pages),
+        Err(Stage2Error::OutOfFrames)
+    );
+    // A block needs no table there now (the level-2 table exists again).
+    table
+        .set_presence(Ipa(ram.0 + BLOCK_2M), BLOCK_2M, Presence::Blocks)
+        .unwrap();
+    assert_eq!(table.leaf(Ipa(ram.0 + BLOCK_2M)).unwrap().level, 2);
+}
+
+#[test]
+fn blocks_for_a_page_mapped_region_reserve_its_tables() {
+    const IPA: Ipa = Ipa(0x4000_0000);
+    // IPA and PA not congruent: pages, under a level-2 and a level-3 table.
+    let mut frames = HeapFrames::with_limit(3);
+    let mut table = Stage2Table::new(&mut frames).unwrap();
+    table
+        .map(
+            IPA,
+            Pa(IPA.0 + PAGE_SIZE),
+            BLOCK_2M,
+            MemKind::Normal,
+            Perm::ReadWrite,
+        )
+        .unwrap();
+    assert_eq!(table.leaf(IPA).unwrap().level, 3);
+    table.set_presence(IPA, BLOCK_2M, Presence::Absent).unwrap();
+    assert_eq!(table.translate(IPA), None);
+    // Its level-3 table was freed; mapping it again takes one, which the source has.
+    table.set_presence(IPA, BLOCK_2M, Presence::Blocks).unwrap();
+    assert_eq!(
+        table.translate(Ipa(IPA.0 + 8)),
+        Some((Pa(IPA.0 + PAGE_SIZE + 8), MemKind::Normal, Perm::ReadWrite))
+    );
+    // With the source full, the same change is refused instead of panicking.
+    table.set_presence(IPA, BLOCK_2M, Presence::Absent).unwrap();
+    // Another 2 MiB mapped with pages takes the last frame.
+    let other = Ipa(IPA.0 + 2 * BLOCK_2M);
+    table
+        .map_in_pieces(
+            other,
+            Pa(other.0),
+            BLOCK_2M,
+            MemKind::Normal,
+            Perm::ReadWrite,
+            BLOCK_2M,
+        )
+        .unwrap();
+    table
+        .set_presence(other, BLOCK_2M, Presence::Absent)
+        .unwrap();
+    table
+        .set_presence(other, BLOCK_2M, Presence::Pages)
+        .unwrap();
+    assert_eq!(
+        table.set_presence(IPA, BLOCK_2M, Presence::Blocks),
+        Err(Stage2Error::OutOfFrames)
+    );
+    assert_eq!(table.translate(IPA), None);
+}
