@@ -67,6 +67,8 @@ pub struct Region {
     pub kind: MemKind,
     /// Guest permissions.
     pub perm: Perm,
+    /// The largest block it may be mapped with (`map_in_pieces`); 0 for no limit.
+    pub piece: u64,
 }
 
 impl Region {
@@ -311,7 +313,7 @@ impl<F: FrameSource> Stage2Table<F> {
                 Constraints::empty(),
             )
         })?;
-        self.record(first, ipa, size, pa, kind, perm);
+        self.record(first, ipa, size, pa, kind, perm, 0);
         Ok(())
     }
 
@@ -341,7 +343,8 @@ impl<F: FrameSource> Stage2Table<F> {
             let end = (start - start % piece + piece).min(range.end);
             let span = start..end;
             let span_pa = pa.0 + (start - range.start);
-            let mapped = self.with_reserve(map_tables_bound(&span, span_pa), |mapping| {
+            let tables = self.tables_needed(&span, span_pa, false);
+            let mapped = self.with_reserve(tables, |mapping| {
                 mapping.map_range(
                     &memory_region(&span),
                     PhysicalAddress(usize_from(span_pa)),
@@ -369,7 +372,7 @@ impl<F: FrameSource> Stage2Table<F> {
             }
             start = end;
         }
-        self.record(first, ipa, size, pa, kind, perm);
+        self.record(first, ipa, size, pa, kind, perm, piece);
         Ok(())
     }
 
@@ -405,7 +408,17 @@ impl<F: FrameSource> Stage2Table<F> {
     }
 
     /// Records a mapped region at index `at` of the sorted records.
-    fn record(&mut self, at: usize, ipa: Ipa, size: u64, pa: Pa, kind: MemKind, perm: Perm) {
+    #[allow(clippy::too_many_arguments, reason = "a record's fields")]
+    fn record(
+        &mut self,
+        at: usize,
+        ipa: Ipa,
+        size: u64,
+        pa: Pa,
+        kind: MemKind,
+        perm: Perm,
+        piece: u64,
+    ) {
         self.regions.insert(
             at,
             Region {
@@ -414,6 +427,7 @@ impl<F: FrameSource> Stage2Table<F> {
                 pa,
                 kind,
                 perm,
+                piece,
             },
         );
     }
@@ -521,9 +535,10 @@ impl<F: FrameSource> Stage2Table<F> {
     /// absent from the tables until the guest's first access to it faults.
     ///
     /// `Presence::Blocks` maps as `map` does, with the largest blocks that fit;
-    /// `Presence::Pages` with 4 KiB pages only, a table for each 2 MiB. Making a range absent
+    /// `Presence::Pages` with 4 KiB pages only, a table for each 2 MiB; a region from
+    /// `map_in_pieces` gets no block larger than its piece either way. Making a range absent
     /// invalidates each valid block as a whole and frees the level-3 tables its 2 MiB spans
-    /// hold; tables above stay.
+    /// hold, and no other table (though `unmap` may compact away tables left empty).
     ///
     /// The range must be mapped throughout and no valid descriptor may straddle its ends
     /// (map it with `map_in_pieces` to take it 2 MiB at a time), so no live block is ever
@@ -596,7 +611,7 @@ impl<F: FrameSource> Stage2Table<F> {
         let mut at = range.start;
         while at < range.end {
             let Some((level, valid)) = self.descriptor_at(at) else {
-                break;
+                return Err(Stage2Error::Paging);
             };
             let granule = granule_bytes(level.min(LEAF_LEVEL - 1));
             let end = (at - at % granule + granule).min(range.end);
@@ -617,7 +632,9 @@ impl<F: FrameSource> Stage2Table<F> {
         Ok(())
     }
 
-    /// Maps the absent `range` again, region by region, with blocks or 4 KiB pages.
+    /// Maps the absent `range` again, region by region, with blocks or 4 KiB pages; a region
+    /// from `map_in_pieces` piece by piece, so that it keeps no block larger than its piece
+    /// even where the tables above were compacted away meanwhile.
     fn make_present(
         &mut self,
         covered: Range<usize>,
@@ -628,22 +645,37 @@ impl<F: FrameSource> Stage2Table<F> {
             let Some(&region) = self.regions.get(index) else {
                 break;
             };
-            let span = region.ipa.0.max(range.start)..region.end().0.min(range.end);
-            let span_pa = region.pa.0 + (span.start - region.ipa.0);
             let constraints = if pages {
                 Constraints::NO_BLOCK_MAPPINGS
             } else {
                 Constraints::empty()
             };
-            let tables = self.tables_needed(&span, span_pa, pages);
-            self.with_reserve(tables, |mapping| {
-                mapping.map_range(
-                    &memory_region(&span),
-                    PhysicalAddress(usize_from(span_pa)),
-                    leaf_attributes(region.kind, region.perm),
-                    constraints,
-                )
-            })?;
+            let span = region.ipa.0.max(range.start)..region.end().0.min(range.end);
+            let piece = if region.piece == 0 || pages {
+                span.end - span.start
+            } else {
+                region.piece
+            };
+            let mut start = span.start;
+            while start < span.end {
+                let end = if piece == span.end - span.start {
+                    span.end
+                } else {
+                    (start - start % piece + piece).min(span.end)
+                };
+                let part = start..end;
+                let part_pa = region.pa.0 + (start - region.ipa.0);
+                let tables = self.tables_needed(&part, part_pa, pages);
+                self.with_reserve(tables, |mapping| {
+                    mapping.map_range(
+                        &memory_region(&part),
+                        PhysicalAddress(usize_from(part_pa)),
+                        leaf_attributes(region.kind, region.perm),
+                        constraints,
+                    )
+                })?;
+                start = end;
+            }
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ fn records<F: FrameSource>(table: &Stage2Table<F>) -> Vec<Region> {
 
 fn region(ipa: u64, size: u64, pa: u64, kind: MemKind, perm: Perm) -> Region {
     Region {
+        piece: 0,
         ipa: Ipa(ipa),
         size,
         pa: Pa(pa),

@@ -413,9 +413,9 @@ fn blocks_for_a_page_mapped_region_reserve_its_tables() {
         table.translate(Ipa(IPA.0 + 8)),
         Some((Pa(IPA.0 + PAGE_SIZE + 8), MemKind::Normal, Perm::ReadWrite))
     );
-    // With the source full, the same change is refused instead of panicking.
+    // With the source full, the same change is refused instead of panicking: make it
+    // absent again, and let another 2 MiB mapped with pages take the last frame.
     table.set_presence(IPA, BLOCK_2M, Presence::Absent).unwrap();
-    // Another 2 MiB mapped with pages takes the last frame.
     let other = Ipa(IPA.0 + 2 * BLOCK_2M);
     table
         .map_in_pieces(
@@ -438,4 +438,51 @@ fn blocks_for_a_page_mapped_region_reserve_its_tables() {
         Err(Stage2Error::OutOfFrames)
     );
     assert_eq!(table.translate(IPA), None);
+}
+
+#[test]
+fn ram_mapped_in_pieces_keeps_its_pieces_after_compaction() {
+    const GIB_IPA: Ipa = Ipa(0x4000_0000);
+    let mut frames = HeapFrames::new();
+    {
+        let mut table = Stage2Table::new(&mut frames).unwrap();
+        table
+            .map_in_pieces(
+                GIB_IPA,
+                Pa(GIB_IPA.0),
+                BLOCK_1G,
+                MemKind::Normal,
+                Perm::ReadWrite,
+                BLOCK_2M,
+            )
+            .unwrap();
+        let other = Ipa(4 * BLOCK_1G);
+        table
+            .map(
+                other,
+                Pa(other.0),
+                BLOCK_2M,
+                MemKind::Normal,
+                Perm::ReadWrite,
+            )
+            .unwrap();
+        table
+            .set_presence(GIB_IPA, BLOCK_1G, Presence::Absent)
+            .unwrap();
+        // Unmapping elsewhere compacts the now empty level-2 table away.
+        table.unmap(other, BLOCK_2M).unwrap();
+        assert_eq!(table.descriptor_at(GIB_IPA.0), Some((1, false)));
+        table
+            .set_presence(GIB_IPA, BLOCK_1G, Presence::Blocks)
+            .unwrap();
+        assert_eq!(table.leaf(GIB_IPA).unwrap().level, 2, "no 1 GiB block");
+        // So any 2 MiB of it can still be taken on its own.
+        let chunk = Ipa(GIB_IPA.0 + BLOCK_2M);
+        table
+            .set_presence(chunk, BLOCK_2M, Presence::Absent)
+            .unwrap();
+        assert_eq!(table.translate(chunk), None);
+        assert!(table.translate(GIB_IPA).is_some());
+    }
+    assert_eq!(frames.live(), 0);
 }
