@@ -481,8 +481,8 @@ impl<F: FrameSource> Stage2Table<F> {
     /// # Errors
     ///
     /// `ZeroSize`, `MisalignedIpa`, `MisalignedSize`, `RangeOverflow`, `IpaOutOfRange`,
-    /// `NotMapped`, `ExecutableDevice`, `OutOfFrames` (splitting a block needs tables),
-    /// `BreakBeforeMake` if that block is live, or `Paging`.
+    /// `NotMapped` (an absent part too), `ExecutableDevice`, `OutOfFrames` (splitting a block
+    /// needs tables), `BreakBeforeMake` if that block is live, or `Paging`.
     pub fn protect(&mut self, ipa: Ipa, size: u64, perm: Perm) -> Result<(), Stage2Error> {
         let range = check_ipa_range(ipa, size)?;
         let covered = self.covering(&range)?;
@@ -494,6 +494,18 @@ impl<F: FrameSource> Stage2Table<F> {
             return Err(Stage2Error::ExecutableDevice);
         }
         self.check_live_split(&range)?;
+        // An absent part (`set_presence`) has no descriptor to change: refuse before any
+        // change, rather than stop halfway.
+        let mut absent = false;
+        self.mapping
+            .walk_range(&memory_region(&range), &mut |_, descriptor, _| {
+                absent |= !descriptor.is_valid();
+                Ok(())
+            })
+            .map_err(|_| Stage2Error::Paging)?;
+        if absent {
+            return Err(Stage2Error::NotMapped);
+        }
 
         let set = perm.attributes();
         // `modify_flags` applies `clear` after `set`, so clear only the bits `set` leaves out.

@@ -486,3 +486,24 @@ fn ram_mapped_in_pieces_keeps_its_pieces_after_compaction() {
     }
     assert_eq!(frames.live(), 0);
 }
+
+#[test]
+fn protecting_a_partly_absent_range_changes_nothing() {
+    let mut frames = HeapFrames::new();
+    let mut table = table(&mut frames);
+    two_blocks_and_a_page(&mut table);
+    let second = Ipa(RAM_IPA.0 + BLOCK_2M);
+    table
+        .set_presence(second, BLOCK_2M, Presence::Absent)
+        .unwrap();
+    let before = records(&table);
+    assert_eq!(
+        table.protect(RAM_IPA, 2 * BLOCK_2M, Perm::ReadOnly),
+        Err(Stage2Error::NotMapped)
+    );
+    assert_eq!(records(&table), before);
+    assert_eq!(
+        table.translate(RAM_IPA).map(|(_, _, perm)| perm),
+        Some(Perm::ReadWriteExecute)
+    );
+}
