@@ -209,6 +209,7 @@ impl<F: FrameSource> GuestRam<F> {
     }
 
     /// Whether the chunk holding `ipa` is present (`None` outside the RAM).
+    #[cfg(test)]
     pub fn is_present(&self, ipa: u64) -> Option<bool> {
         self.chunk_of(ipa).map(|chunk| self.bit(chunk))
     }

@@ -47,7 +47,7 @@ pub struct GuestImage {
     pub initrd_ipa: u64,
     /// Where the device tree is loaded (x0 at entry).
     pub dtb_ipa: u64,
-    /// Stage-2 root table.
+    /// Stage-2 root table: `ram`'s, kept here so that entering a vCPU needs no lock.
     pub root: u64,
     /// Its stage-2 table and which RAM chunks are present (cleared since its start).
     pub ram: Mutex<GuestRam<heap::GlobalFrames>>,

@@ -28,6 +28,16 @@ fn two_blocks_and_a_page(table: &mut Stage2Table<&mut HeapFrames>) {
         .unwrap();
 }
 
+/// Maps `size` bytes at `ipa` to the same PA in 2 MiB pieces, as guest RAM is.
+fn in_pieces(
+    table: &mut Stage2Table<&mut HeapFrames>,
+    ipa: Ipa,
+    size: u64,
+    perm: Perm,
+) -> Result<(), Stage2Error> {
+    table.map_in_pieces(ipa, Pa(ipa.0), size, MemKind::Normal, perm, BLOCK_2M)
+}
+
 #[test]
 fn absent_regions_stay_recorded_and_come_back_unchanged() {
     let mut frames = HeapFrames::new();
@@ -252,16 +262,7 @@ fn ram_mapped_in_pieces_is_one_region_taken_2m_at_a_time() {
     const GIB_IPA: Ipa = Ipa(0x8000_0000);
     let mut frames = HeapFrames::new();
     let mut table = table(&mut frames);
-    table
-        .map_in_pieces(
-            GIB_IPA,
-            Pa(GIB_IPA.0),
-            BLOCK_1G,
-            MemKind::Normal,
-            Perm::ReadWriteExecute,
-            BLOCK_2M,
-        )
-        .unwrap();
+    in_pieces(&mut table, GIB_IPA, BLOCK_1G, Perm::ReadWriteExecute).unwrap();
     assert_eq!(table.regions().len(), 1);
     assert_eq!(table.leaf(GIB_IPA).unwrap().level, 2, "no 1 GiB block");
     let chunk = Ipa(GIB_IPA.0 + 7 * BLOCK_2M);
@@ -357,16 +358,7 @@ fn compacted_tables_are_allocated_again_and_never_without_a_frame() {
         )
         .unwrap();
     let ram = Ipa(GIB_IPA.0 + BLOCK_2M);
-    table
-        .map_in_pieces(
-            ram,
-            Pa(ram.0),
-            2 * BLOCK_2M,
-            MemKind::Normal,
-            Perm::ReadWrite,
-            BLOCK_2M,
-        )
-        .unwrap();
+    in_pieces(&mut table, ram, 2 * BLOCK_2M, Perm::ReadWrite).unwrap();
     table
         .set_presence(ram, 2 * BLOCK_2M, Presence::Absent)
         .unwrap();
@@ -417,16 +409,7 @@ fn blocks_for_a_page_mapped_region_reserve_its_tables() {
     // absent again, and let another 2 MiB mapped with pages take the last frame.
     table.set_presence(IPA, BLOCK_2M, Presence::Absent).unwrap();
     let other = Ipa(IPA.0 + 2 * BLOCK_2M);
-    table
-        .map_in_pieces(
-            other,
-            Pa(other.0),
-            BLOCK_2M,
-            MemKind::Normal,
-            Perm::ReadWrite,
-            BLOCK_2M,
-        )
-        .unwrap();
+    in_pieces(&mut table, other, BLOCK_2M, Perm::ReadWrite).unwrap();
     table
         .set_presence(other, BLOCK_2M, Presence::Absent)
         .unwrap();
@@ -446,16 +429,7 @@ fn ram_mapped_in_pieces_keeps_its_pieces_after_compaction() {
     let mut frames = HeapFrames::new();
     {
         let mut table = Stage2Table::new(&mut frames).unwrap();
-        table
-            .map_in_pieces(
-                GIB_IPA,
-                Pa(GIB_IPA.0),
-                BLOCK_1G,
-                MemKind::Normal,
-                Perm::ReadWrite,
-                BLOCK_2M,
-            )
-            .unwrap();
+        in_pieces(&mut table, GIB_IPA, BLOCK_1G, Perm::ReadWrite).unwrap();
         let other = Ipa(4 * BLOCK_1G);
         table
             .map(
