@@ -37,7 +37,27 @@ primary_entry:
     b.hs    2f
     stp     xzr, xzr, [x1], #16
     b       1b
-2:  mov     x0, #0
+    /*
+     * The boot identity map (mmu.rs): four 1 GiB blocks at the start of the
+     * zeroed table. The stores went to memory (the MMU is off); drop any stale
+     * cached copy of the table's lines so the walker, which reads through the
+     * caches once they are on, sees them.
+     */
+2:  adrp    x1, {BOOT_TABLE}
+    add     x1, x1, :lo12:{BOOT_TABLE}
+    ldr     x2, ={BLOCK0}
+    ldr     x3, ={BLOCK1}
+    stp     x2, x3, [x1]
+    ldr     x2, ={BLOCK2}
+    ldr     x3, ={BLOCK3}
+    stp     x2, x3, [x1, #16]
+    mov     x2, #4096
+3:  sub     x2, x2, #64
+    dc      ivac, x1
+    add     x1, x1, #64
+    cbnz    x2, 3b
+    dsb     sy
+    mov     x0, #0
     mov     x1, x19
     b       common_entry
 

@@ -1,9 +1,14 @@
 //! Entry from reset: the arm64 Image header, stacks, the boot stage-1 map and the jump to Rust.
 
+const _: () = assert!(
+    super::mmu::BOOT_BLOCK_COUNT == 4,
+    "entry.S writes four boot blocks"
+);
+
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
 
-use super::mmu::{BOOT_TABLE, MAIR_EL2_VALUE, SCTLR_EL2_VALUE, TCR_EL2_VALUE};
+use super::mmu::{BOOT_BLOCKS, BOOT_TABLE, MAIR_EL2_VALUE, SCTLR_EL2_VALUE, TCR_EL2_VALUE};
 
 /// Largest number of physical CPUs Janus drives; CPUs past this stay with the firmware.
 pub const MAX_CPUS: usize = 8;
@@ -39,6 +44,10 @@ global_asm!(
     TCR = const TCR_EL2_VALUE,
     SCTLR = const SCTLR_EL2_VALUE,
     BOOT_TABLE = sym BOOT_TABLE,
+    BLOCK0 = const BOOT_BLOCKS[0],
+    BLOCK1 = const BOOT_BLOCKS[1],
+    BLOCK2 = const BOOT_BLOCKS[2],
+    BLOCK3 = const BOOT_BLOCKS[3],
     RUST_ENTRY = sym super::boot::rust_entry,
 );
 

@@ -1,10 +1,11 @@
 //! Janus' own EL2 stage-1 translation: one identity-mapped level-1 table of 1 GiB blocks.
 //!
-//! The table is built at compile time, so the entry code can turn the MMU on
-//! before any Rust runs with caches off (unaligned accesses, which the compiler
-//! may emit, fault on the Device memory that everything is with the MMU off).
-//! It maps the first GiB (the virt board's devices) as Device-nGnRE and never
+//! The entry code builds the table and turns the MMU on before any Rust runs
+//! with caches off (unaligned accesses, which the compiler may emit, fault on
+//! the Device memory that everything is with the MMU off). It maps the first GiB (the virt board's devices) as Device-nGnRE and never
 //! executable, and 1-4 GiB (RAM on the virt board) as write-back cacheable.
+
+use core::cell::UnsafeCell;
 
 use aarch64_cpu::registers::{SCTLR_EL2, TCR_EL2};
 
@@ -34,23 +35,31 @@ const fn block(pa: u64, attr: u64, extra: u64) -> u64 {
     pa | DESC_VALID_BLOCK | (attr << DESC_ATTR_INDEX_SHIFT) | DESC_AP_RES1 | DESC_AF | extra
 }
 
-/// A translation table as the MMU reads it.
+/// The boot identity map, shared by every CPU: a level-1 table in .bss that
+/// the boot CPU's entry code fills (after zeroing .bss, before any CPU turns
+/// its MMU on) with [`BOOT_BLOCKS`]. Not a constant in the image: that would
+/// cost a page of the image and page-align everything after it.
 #[repr(C, align(4096))]
-pub struct BootTable([u64; ENTRIES]);
+pub struct BootTable(UnsafeCell<[u64; ENTRIES]>);
 
-const fn boot_table() -> BootTable {
-    let mut entries = [0u64; ENTRIES];
-    entries[0] = block(0, ATTR_DEVICE, DESC_XN);
-    let mut gib = 1;
-    while gib < 4 {
-        entries[gib] = block(gib as u64 * GIB, ATTR_NORMAL, DESC_SH_INNER);
-        gib += 1;
-    }
-    BootTable(entries)
-}
+// SAFETY: only the boot CPU's entry code writes the table, before any other CPU
+// runs; afterwards only the MMU reads it. Rust never accesses its contents.
+unsafe impl Sync for BootTable {}
 
-/// The boot identity map, shared read-only by every CPU.
-pub static BOOT_TABLE: BootTable = boot_table();
+/// The table TTBR0_EL2 points at.
+pub static BOOT_TABLE: BootTable = BootTable(UnsafeCell::new([0; ENTRIES]));
+
+/// The first entries of [`BOOT_TABLE`] (the rest stay invalid): the first GiB
+/// (the virt board's devices) as Device-nGnRE and never executable, 1-4 GiB as
+/// write-back cacheable RAM.
+pub const BOOT_BLOCKS: [u64; BOOT_BLOCK_COUNT] = [
+    block(0, ATTR_DEVICE, DESC_XN),
+    block(GIB, ATTR_NORMAL, DESC_SH_INNER),
+    block(2 * GIB, ATTR_NORMAL, DESC_SH_INNER),
+    block(3 * GIB, ATTR_NORMAL, DESC_SH_INNER),
+];
+/// How many entries of the boot table are valid.
+pub const BOOT_BLOCK_COUNT: usize = 4;
 
 /// TCR_EL2: 39-bit VA (T0SZ 25, walks start at level 1), 4 KiB granule,
 /// write-back inner shareable walks, 40-bit output addresses.
