@@ -167,16 +167,17 @@ type Exits = (String, Vec<(String, u64)>);
 fn boot_both_shells() -> (f64, Vec<Exits>) {
     let mut config = QemuConfig::new(image_path("janus.bin"));
     config.initrd = Some(image_path("linux.bundle"));
-    boot_both_with(config)
+    let (seconds, exits, _) = boot_both_with(config);
+    (seconds, exits)
 }
 
-/// The reference setup of the Xen and Bao figures: one vCPU and 256 MiB per
-/// guest (two physical CPUs), against a one-vCPU native boot.
-fn boot_both_one_vcpu() -> f64 {
+/// A bundle of one-vCPU, 256 MiB Linux personalities named `names`, each on its
+/// own physical CPU: the setup of the Xen and Bao reference figures.
+fn one_vcpu_bundle(tag: &str, names: &[&str]) -> std::path::PathBuf {
     let root = workspace_root();
     let kernel = root.join("target/cache/debian/Image");
     let mut text = String::new();
-    for (index, name) in ["personal", "work"].iter().enumerate() {
+    for (index, name) in names.iter().enumerate() {
         let initrd = image_path(&format!("{name}.cpio"));
         text.push_str(&format!(
             "[[personality]]\nname = \"{name}\"\nkind = \"linux\"\nram_mib = 256\nvcpus = 1\n\
@@ -186,13 +187,71 @@ fn boot_both_one_vcpu() -> f64 {
             initrd.display()
         ));
     }
-    let mut config = QemuConfig::new(image_path("janus.bin"));
-    config.initrd = Some(probe::bundle("bench_one_vcpu", &text));
-    config.smp = 2;
-    boot_both_with(config).0
+    probe::bundle(tag, &text)
 }
 
-fn boot_both_with(mut config: QemuConfig) -> (f64, Vec<Exits>) {
+/// The reference setup of the Xen and Bao figures: one vCPU and 256 MiB per
+/// guest (two physical CPUs), against a one-vCPU native boot.
+fn boot_both_one_vcpu() -> (f64, ProcessCpu) {
+    let mut config = QemuConfig::new(image_path("janus.bin"));
+    config.initrd = Some(one_vcpu_bundle("bench_one_vcpu", &["personal", "work"]));
+    config.smp = 2;
+    let (seconds, _, cpu) = boot_both_with(config);
+    (seconds, cpu)
+}
+
+/// `personal` alone under Janus, one vCPU on a one-CPU machine: what Janus
+/// costs a guest when no second busy guest shares the QEMU process.
+fn boot_alone_one_vcpu() -> (f64, ProcessCpu) {
+    let mut config = QemuConfig::new(image_path("janus.bin"));
+    config.initrd = Some(one_vcpu_bundle("bench_alone", &["personal"]));
+    config.smp = 1;
+    config.timeout = Duration::from_secs(300);
+    let start = Instant::now();
+    let mut qemu = Qemu::start(config).expect("start QEMU");
+    wait_for_all(&mut qemu, &["personal: ready"], BOOT_TIMEOUT).expect("personal ready");
+    let seconds = start.elapsed().as_secs_f64();
+    (seconds, ProcessCpu::of(qemu.pid()))
+}
+
+/// What a QEMU process has spent so far, summed over its threads.
+#[derive(Clone, Copy, Default)]
+struct ProcessCpu {
+    /// CPU seconds in the host kernel.
+    system_seconds: f64,
+    /// Times a thread gave up its CPU to wait (for a lock, mostly).
+    voluntary_switches: u64,
+}
+
+impl ProcessCpu {
+    /// Reads `/proc/<pid>/task/*/{stat,status}` (times in USER_HZ, 100 a second).
+    fn of(pid: u32) -> ProcessCpu {
+        let mut total = ProcessCpu::default();
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            return total;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            if let Ok(stat) = fs::read_to_string(path.join("stat")) {
+                // Fields after the parenthesised name; stime is the 15th field.
+                let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+                if let Some(stime) = after.split_whitespace().nth(12) {
+                    total.system_seconds += stime.parse::<f64>().unwrap_or(0.0) / 100.0;
+                }
+            }
+            if let Ok(status) = fs::read_to_string(path.join("status")) {
+                total.voluntary_switches += status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|count| count.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        total
+    }
+}
+
+fn boot_both_with(mut config: QemuConfig) -> (f64, Vec<Exits>, ProcessCpu) {
     config.timeout = Duration::from_secs(300);
     let start = Instant::now();
     let mut qemu = Qemu::start(config).expect("start QEMU");
@@ -202,6 +261,7 @@ fn boot_both_with(mut config: QemuConfig) -> (f64, Vec<Exits>) {
     qemu.send(&[HOTKEY, b'2']).expect("hotkey");
     wait_for_all(&mut qemu, &["work: ready"], BOOT_TIMEOUT).expect("work ready");
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = ProcessCpu::of(qemu.pid());
     qemu.send(&[HOTKEY, b's']).expect("stats hotkey");
     // The statistics end with the frame pool's line: all of them have arrived whole.
     let deadline = Instant::now() + BOOT_TIMEOUT;
@@ -228,7 +288,7 @@ fn boot_both_with(mut config: QemuConfig) -> (f64, Vec<Exits>) {
             .collect();
         exits.push((name.to_string(), causes));
     }
-    (seconds, exits)
+    (seconds, exits, cpu)
 }
 
 /// Seconds until the same kernel and initramfs print `ready` alone, without
@@ -306,12 +366,20 @@ fn main() {
     let mut native = Vec::new();
     let mut two_native = Vec::new();
     let mut one_vcpu = Vec::new();
+    let mut one_vcpu_cpu = Vec::new();
+    let mut alone = Vec::new();
+    let mut alone_cpu = Vec::new();
     let mut native_one_vcpu = Vec::new();
     let mut two_native_one_vcpu = Vec::new();
     let mut exits = Vec::new();
     for _ in 0..BOOT_RUNS {
-        one_vcpu.push(boot_both_one_vcpu());
+        let (seconds, cpu) = boot_both_one_vcpu();
+        one_vcpu.push(seconds);
+        one_vcpu_cpu.push(cpu);
         native_one_vcpu.push(boot_native_one_vcpu());
+        let (seconds, cpu) = boot_alone_one_vcpu();
+        alone.push(seconds);
+        alone_cpu.push(cpu);
         let (seconds, run_exits) = boot_both_shells();
         both.push(seconds);
         exits = run_exits;
@@ -325,6 +393,7 @@ fn main() {
         median(janus.iter().zip(native).map(|(j, n)| j / n).collect())
     };
     let (ratio, ratio_one_vcpu) = (paired(&both, &native), paired(&one_vcpu, &native_one_vcpu));
+    let ratio_alone = paired(&alone, &native_one_vcpu);
     let (both, native, two_native) = (median(both), median(native), median(two_native));
     metrics.push(Metric {
         baseline: Some((native, "same kernel and initrd alone, no Janus, same QEMU, 2 vCPUs, 256 MiB, measured in this run")),
@@ -347,10 +416,10 @@ fn main() {
         )),
         ..Metric::new("boot_both_shells_vs_two_native", both, "seconds")
     });
-    let (one_vcpu, native_one_vcpu) = (median(one_vcpu), median(native_one_vcpu));
+    let (one_vcpu, native_one_vcpu_median) = (median(one_vcpu), median(native_one_vcpu.clone()));
     metrics.push(Metric {
         baseline: Some((
-            native_one_vcpu,
+            native_one_vcpu_median,
             "the setup of the Xen (1.77x) and Bao (1.84x) reference figures: one vCPU and 256 MiB per guest, two physical CPUs; native: one guest, one vCPU",
         )),
         target: Some(1.10),
@@ -366,6 +435,47 @@ fn main() {
     metrics.push(Metric {
         target: Some(1.10),
         ..Metric::new("boot_ratio_one_vcpu_vs_native", ratio_one_vcpu, "ratio")
+    });
+    // Where the one-vCPU pair's time goes beyond a lone guest's: QEMU's global
+    // lock, which QEMU 7.2 takes on every exception entry and return, so on every
+    // trap. A lone guest never waits for it; two booting guests do, most while
+    // both take the ~44,000 trapped TLB invalidations of Linux' early boot.
+    metrics.push(Metric {
+        baseline: Some((
+            native_one_vcpu_median,
+            "one native one-vCPU guest (the same baseline as the pair's)",
+        )),
+        ..Metric::new("boot_alone_one_vcpu", median(alone), "seconds")
+    });
+    metrics.push(Metric::new(
+        "boot_ratio_alone_vs_native",
+        ratio_alone,
+        "ratio",
+    ));
+    let median_of = |runs: &[ProcessCpu], field: fn(&ProcessCpu) -> f64| {
+        median(runs.iter().map(field).collect())
+    };
+    metrics.push(Metric {
+        baseline: Some((
+            median_of(&alone_cpu, |cpu| cpu.system_seconds),
+            "one personality alone, until ready",
+        )),
+        ..Metric::new(
+            "qemu_system_seconds_one_vcpu_each",
+            median_of(&one_vcpu_cpu, |cpu| cpu.system_seconds),
+            "seconds",
+        )
+    });
+    metrics.push(Metric {
+        baseline: Some((
+            median_of(&alone_cpu, |cpu| cpu.voluntary_switches as f64),
+            "one personality alone, until ready",
+        )),
+        ..Metric::new(
+            "qemu_waits_one_vcpu_each",
+            median_of(&one_vcpu_cpu, |cpu| cpu.voluntary_switches as f64),
+            "switches",
+        )
     });
     for (name, causes) in exits {
         let total = causes.iter().map(|(_, count)| count).sum::<u64>() as f64;
