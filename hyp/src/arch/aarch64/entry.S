@@ -39,9 +39,11 @@ primary_entry:
     b       1b
     /*
      * The boot identity map (mmu.rs): four 1 GiB blocks at the start of the
-     * zeroed table. The stores went to memory (the MMU is off); drop any stale
-     * cached copy of the table's lines so the walker, which reads through the
-     * caches once they are on, sees them.
+     * zeroed table. These stores and the zeroing went to memory (the MMU is
+     * off); drop any stale cached copy of .bss, the table included, so that
+     * the walker and Rust, which read through the caches once they are on,
+     * see them. DC IVAC steps by the smallest data cache line (CTR_EL0.DminLine,
+     * log2 of words); .bss is page aligned.
      */
 2:  adrp    x1, {BOOT_TABLE}
     add     x1, x1, :lo12:{BOOT_TABLE}
@@ -51,11 +53,18 @@ primary_entry:
     ldr     x2, ={BLOCK2}
     ldr     x3, ={BLOCK3}
     stp     x2, x3, [x1, #16]
-    mov     x2, #4096
-3:  sub     x2, x2, #64
-    dc      ivac, x1
-    add     x1, x1, #64
-    cbnz    x2, 3b
+    mrs     x3, ctr_el0
+    ubfx    x3, x3, #16, #4
+    mov     x4, #4
+    lsl     x4, x4, x3
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+3:  dc      ivac, x1
+    add     x1, x1, x4
+    cmp     x1, x2
+    b.lo    3b
     dsb     sy
     mov     x0, #0
     mov     x1, x19
