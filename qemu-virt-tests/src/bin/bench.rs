@@ -159,11 +159,11 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Seconds from QEMU start until both personalities have printed `ready`, and
-/// each personality's exits by cause until then.
 /// A personality's name and its exits by cause.
 type Exits = (String, Vec<(String, u64)>);
 
+/// Seconds from QEMU start until both personalities of `images/personalities.toml`
+/// (two vCPUs each) have printed `ready`, and each one's exits by cause until then.
 fn boot_both_shells() -> (f64, Vec<Exits>) {
     let mut config = QemuConfig::new(image_path("janus.bin"));
     config.initrd = Some(image_path("linux.bundle"));
@@ -214,32 +214,34 @@ fn boot_alone_one_vcpu() -> (f64, ProcessCpu) {
     (seconds, ProcessCpu::of(qemu.pid()))
 }
 
-/// What a QEMU process has spent so far, summed over its threads.
+/// What a QEMU process has spent so far.
 #[derive(Clone, Copy, Default)]
 struct ProcessCpu {
-    /// CPU seconds in the host kernel.
+    /// CPU seconds in the host kernel, all threads (those that ended too).
     system_seconds: f64,
-    /// Times a thread gave up its CPU to wait (for a lock, mostly).
+    /// Times one of its live threads went to sleep of its own accord: waiting
+    /// for a lock, or idle. (Counting futex calls with `perf` shows the
+    /// pair's extra ones are waits for QEMU's global lock.)
     voluntary_switches: u64,
 }
 
 impl ProcessCpu {
-    /// Reads `/proc/<pid>/task/*/{stat,status}` (times in USER_HZ, 100 a second).
+    /// Reads `/proc/<pid>/stat` (times in USER_HZ, 100 a second) and
+    /// `/proc/<pid>/task/*/status`.
     fn of(pid: u32) -> ProcessCpu {
         let mut total = ProcessCpu::default();
+        if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // Fields after the parenthesised name; stime is the 15th field.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            if let Some(stime) = after.split_whitespace().nth(12) {
+                total.system_seconds = stime.parse::<f64>().unwrap_or(0.0) / 100.0;
+            }
+        }
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
             return total;
         };
         for task in tasks.flatten() {
-            let path = task.path();
-            if let Ok(stat) = fs::read_to_string(path.join("stat")) {
-                // Fields after the parenthesised name; stime is the 15th field.
-                let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-                if let Some(stime) = after.split_whitespace().nth(12) {
-                    total.system_seconds += stime.parse::<f64>().unwrap_or(0.0) / 100.0;
-                }
-            }
-            if let Ok(status) = fs::read_to_string(path.join("status")) {
+            if let Ok(status) = fs::read_to_string(task.path().join("status")) {
                 total.voluntary_switches += status
                     .lines()
                     .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
@@ -251,6 +253,9 @@ impl ProcessCpu {
     }
 }
 
+/// Boots `config`'s two personalities: seconds from QEMU's start until both
+/// have printed `ready`, each one's exits by cause until then (from the
+/// statistics hotkey), and what the QEMU process spent until then.
 fn boot_both_with(mut config: QemuConfig) -> (f64, Vec<Exits>, ProcessCpu) {
     config.timeout = Duration::from_secs(300);
     let start = Instant::now();
@@ -416,10 +421,10 @@ fn main() {
         )),
         ..Metric::new("boot_both_shells_vs_two_native", both, "seconds")
     });
-    let (one_vcpu, native_one_vcpu_median) = (median(one_vcpu), median(native_one_vcpu.clone()));
+    let (one_vcpu, native_one_vcpu) = (median(one_vcpu), median(native_one_vcpu));
     metrics.push(Metric {
         baseline: Some((
-            native_one_vcpu_median,
+            native_one_vcpu,
             "the setup of the Xen (1.77x) and Bao (1.84x) reference figures: one vCPU and 256 MiB per guest, two physical CPUs; native: one guest, one vCPU",
         )),
         target: Some(1.10),
@@ -437,12 +442,13 @@ fn main() {
         ..Metric::new("boot_ratio_one_vcpu_vs_native", ratio_one_vcpu, "ratio")
     });
     // Where the one-vCPU pair's time goes beyond a lone guest's: QEMU's global
-    // lock, which QEMU 7.2 takes on every exception entry and return, so on every
-    // trap. A lone guest never waits for it; two booting guests do, most while
-    // both take the ~44,000 trapped TLB invalidations of Linux' early boot.
+    // lock, which QEMU 7.2 takes four times per trap (exception entry, the exit
+    // from the TB loop it forces, and twice in the exception return). A lone
+    // guest never waits for it; two booting guests do, most while both take the
+    // ~44,000 TLB invalidations of ftrace's early patching, which Janus traps.
     metrics.push(Metric {
         baseline: Some((
-            native_one_vcpu_median,
+            native_one_vcpu,
             "one native one-vCPU guest (the same baseline as the pair's)",
         )),
         ..Metric::new("boot_alone_one_vcpu", median(alone), "seconds")
@@ -472,7 +478,7 @@ fn main() {
             "one personality alone, until ready",
         )),
         ..Metric::new(
-            "qemu_waits_one_vcpu_each",
+            "qemu_voluntary_switches_one_vcpu_each",
             median_of(&one_vcpu_cpu, |cpu| cpu.voluntary_switches as f64),
             "switches",
         )

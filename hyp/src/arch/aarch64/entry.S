@@ -28,7 +28,15 @@ primary_entry:
     ldr     x2, ={HYP_BASE}
     cmp     x1, x2
     b.ne    park
-    /* Zero .bss (it holds the stacks, the heap and the frame pool). */
+    /*
+     * Zero .bss (it holds the stacks, the heap, the frame pool and the boot
+     * identity map) with the MMU off: the stores go to memory. A loader cleans
+     * only the image it loaded, so .bss may have stale lines in the caches,
+     * which Rust and the table walker read through once the MMU is on. Drop
+     * them before the stores (so none can be written back over them) and
+     * after (so none shadows them).
+     */
+    bl      invalidate_bss
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
     adrp    x2, __bss_end
@@ -37,14 +45,7 @@ primary_entry:
     b.hs    2f
     stp     xzr, xzr, [x1], #16
     b       1b
-    /*
-     * The boot identity map (mmu.rs): four 1 GiB blocks at the start of the
-     * zeroed table. These stores and the zeroing went to memory (the MMU is
-     * off); drop any stale cached copy of .bss, the table included, so that
-     * the walker and Rust, which read through the caches once they are on,
-     * see them. DC IVAC steps by the smallest data cache line (CTR_EL0.DminLine,
-     * log2 of words); .bss is page aligned.
-     */
+    /* The boot identity map (mmu.rs): four 1 GiB blocks at the table's start. */
 2:  adrp    x1, {BOOT_TABLE}
     add     x1, x1, :lo12:{BOOT_TABLE}
     ldr     x2, ={BLOCK0}
@@ -53,6 +54,18 @@ primary_entry:
     ldr     x2, ={BLOCK2}
     ldr     x3, ={BLOCK3}
     stp     x2, x3, [x1, #16]
+    /* Device-memory stores before maintenance by address: order them. */
+    dmb     sy
+    bl      invalidate_bss
+    mov     x0, #0
+    mov     x1, x19
+    b       common_entry
+
+/*
+ * DC IVAC over all of .bss (page aligned), stepping by the smallest data cache
+ * line (CTR_EL0.DminLine, log2 of words), then DSB. Clobbers x1-x4.
+ */
+invalidate_bss:
     mrs     x3, ctr_el0
     ubfx    x3, x3, #16, #4
     mov     x4, #4
@@ -61,14 +74,12 @@ primary_entry:
     add     x1, x1, :lo12:__bss_start
     adrp    x2, __bss_end
     add     x2, x2, :lo12:__bss_end
-3:  dc      ivac, x1
+1:  dc      ivac, x1
     add     x1, x1, x4
     cmp     x1, x2
-    b.lo    3b
+    b.lo    1b
     dsb     sy
-    mov     x0, #0
-    mov     x1, x19
-    b       common_entry
+    ret
 
 /* Secondary CPUs, started by the firmware's PSCI CPU_ON: x0 = our CPU index. */
 .global secondary_entry

@@ -1,10 +1,5 @@
 //! Entry from reset: the arm64 Image header, stacks, the boot stage-1 map and the jump to Rust.
 
-const _: () = assert!(
-    super::mmu::BOOT_BLOCK_COUNT == 4,
-    "entry.S writes four boot blocks"
-);
-
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
 

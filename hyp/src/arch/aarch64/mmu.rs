@@ -2,8 +2,9 @@
 //!
 //! The entry code builds the table and turns the MMU on before any Rust runs
 //! with caches off (unaligned accesses, which the compiler may emit, fault on
-//! the Device memory that everything is with the MMU off). It maps the first GiB (the virt board's devices) as Device-nGnRE and never
-//! executable, and 1-4 GiB (RAM on the virt board) as write-back cacheable.
+//! the Device memory that everything is with the MMU off). It maps the first
+//! GiB (the virt board's devices) as Device-nGnRE and never executable, and
+//! 1-4 GiB (RAM on the virt board) as write-back cacheable.
 
 use core::cell::UnsafeCell;
 
@@ -51,15 +52,13 @@ pub static BOOT_TABLE: BootTable = BootTable(UnsafeCell::new([0; ENTRIES]));
 
 /// The first entries of [`BOOT_TABLE`] (the rest stay invalid): the first GiB
 /// (the virt board's devices) as Device-nGnRE and never executable, 1-4 GiB as
-/// write-back cacheable RAM.
-pub const BOOT_BLOCKS: [u64; BOOT_BLOCK_COUNT] = [
+/// write-back cacheable RAM. `entry.S` writes exactly these four.
+pub const BOOT_BLOCKS: [u64; 4] = [
     block(0, ATTR_DEVICE, DESC_XN),
     block(GIB, ATTR_NORMAL, DESC_SH_INNER),
     block(2 * GIB, ATTR_NORMAL, DESC_SH_INNER),
     block(3 * GIB, ATTR_NORMAL, DESC_SH_INNER),
 ];
-/// How many entries of the boot table are valid.
-pub const BOOT_BLOCK_COUNT: usize = 4;
 
 /// TCR_EL2: 39-bit VA (T0SZ 25, walks start at level 1), 4 KiB granule,
 /// write-back inner shareable walks, 40-bit output addresses.
