@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::probe::wait_for_all;
+use crate::probe::wait_for_output;
 use crate::{image_path, Qemu, QemuConfig};
 
 /// How long a Linux personality may take to reach its shell (TCG, loaded host).
@@ -60,7 +60,7 @@ impl Linux {
     /// # Panics
     /// On a timeout, a Janus panic or QEMU exiting.
     pub fn wait(&mut self, needle: &str, timeout: Duration) {
-        if let Err(error) = wait_for_all(&mut self.qemu, &[needle], timeout) {
+        if let Err(error) = wait_for_output(&mut self.qemu, &[needle], timeout) {
             panic!("{error}");
         }
     }

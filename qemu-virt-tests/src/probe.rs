@@ -80,12 +80,71 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
-/// Waits until the console has shown every needle, in any order.
+/// The personalities of [`probe_config`], in hotkey order.
+pub const NAMES: [&str; 2] = ["personal", "work"];
+
+/// How often [`wait_for_all`] may switch the console to a personality whose
+/// lines it still waits for.
+const SWITCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Waits until the console has shown every needle, in any order. A needle
+/// that is a personality's own line (`work: ...`) can only show while that
+/// personality is in the foreground (Janus keeps a background one's output
+/// until then): while one is missing, the console is switched to its
+/// personality with the hotkey, as a user would, at most once a second.
 ///
 /// # Errors
 /// A timeout (naming the needles still missing), a Janus panic line, or QEMU exiting.
 pub fn wait_for_all(qemu: &mut Qemu, needles: &[&str], timeout: Duration) -> Result<(), String> {
+    wait(qemu, needles, timeout, true)
+}
+
+/// Waits like [`wait_for_all`], but never touches the console: for needles
+/// that come whichever personality is in the foreground.
+///
+/// # Errors
+/// As [`wait_for_all`].
+pub fn wait_for_output(qemu: &mut Qemu, needles: &[&str], timeout: Duration) -> Result<(), String> {
+    wait(qemu, needles, timeout, false)
+}
+
+/// Brings personality `index` (0 = personal, 1 = work) to the foreground and
+/// waits until Janus says so.
+///
+/// # Errors
+/// When the hotkey cannot be sent or Janus does not confirm in time.
+pub fn switch_to(qemu: &mut Qemu, index: usize) -> Result<(), String> {
+    let name = NAMES.get(index).ok_or("no such personality")?;
+    // From the last byte already shown: the line end before the switch line.
+    let before = qemu.output().len().saturating_sub(1);
+    let key = b'1' + u8::try_from(index).map_err(|_| "no such personality")?;
+    qemu.send(&[crate::linux::HOTKEY, key])
+        .map_err(|error| format!("hotkey: {error}"))?;
+    let confirmed = format!("\n[janus] foreground: {name}");
+    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+    while !qemu.output()[before..].contains(&confirmed) {
+        if std::time::Instant::now() > deadline || !qemu.is_running() {
+            return Err(format!("no {confirmed:?}\n{}", qemu.output_tail()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The personality Janus last said is in the foreground (its own line, never
+/// a guest's, which Janus shows behind the guest's name).
+pub fn foreground(output: &str) -> usize {
+    output
+        .rsplit("\n[janus] foreground: ")
+        .next()
+        .filter(|_| output.contains("\n[janus] foreground: "))
+        .and_then(|rest| NAMES.iter().position(|name| rest.starts_with(name)))
+        .unwrap_or(0)
+}
+
+fn wait(qemu: &mut Qemu, needles: &[&str], timeout: Duration, switch: bool) -> Result<(), String> {
     let deadline = std::time::Instant::now() + timeout;
+    let mut switched = std::time::Instant::now();
     loop {
         let output = qemu.output();
         if let Some(line) = crate::find_panic_line(&output) {
@@ -110,6 +169,21 @@ pub fn wait_for_all(qemu: &mut Qemu, needles: &[&str], timeout: Duration) -> Res
                 "timed out waiting for {missing:?}\n{}",
                 qemu.output_tail()
             ));
+        }
+        if switch && switched.elapsed() >= SWITCH_INTERVAL {
+            let front = foreground(&output);
+            let behind = missing.iter().find_map(|needle| {
+                NAMES
+                    .iter()
+                    .position(|name| needle.starts_with(&format!("{name}:")))
+                    .filter(|&index| index != front)
+            });
+            if let Some(index) = behind {
+                let key = b'1' + u8::try_from(index).unwrap_or(0);
+                qemu.send(&[crate::linux::HOTKEY, key])
+                    .map_err(|error| format!("hotkey: {error}"))?;
+                switched = std::time::Instant::now();
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }

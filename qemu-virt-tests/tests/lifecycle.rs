@@ -90,6 +90,7 @@ fn system_reset_restarts_only_that_personality() {
     .unwrap();
     // The restarted work boots again from a clean image: a second hello and a
     // second full round of attacks.
+    probe::switch_to(&mut qemu, 1).unwrap();
     let deadline = std::time::Instant::now() + LINE_TIMEOUT;
     while qemu
         .output()

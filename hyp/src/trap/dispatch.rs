@@ -10,6 +10,7 @@ use ::smccc::psci::error::{
 use super::esr::{Exit, MmioAccess, SysRegAccess};
 use super::inject::{self, GuestState, Injection};
 use super::smccc::{self, hypercall, Call};
+use crate::console::ratelimit::Cause;
 use crate::vm::devices::Effects;
 use crate::vm::vcpu::{CpuOnError, ExitCause, GuestRegs, PowerState};
 use crate::vm::{Personality, VmState};
@@ -32,7 +33,8 @@ pub trait Services {
     fn vbar_el1(&self) -> u64;
     /// Copies `personality`'s RAM at `ipa` into `buffer`; the caller has checked the range.
     fn copy_from_guest(&self, personality: &Personality, ipa: u64, buffer: &mut [u8]);
-    /// Prints one complete line of a personality's console output.
+    /// Shows one complete line of a personality's console hypercall output,
+    /// through the console multiplexer like its UART output.
     fn console_line(&mut self, personality: &Personality, line: &[u8]);
     /// Interrupts physical CPU `pcpu` so it looks at its vCPU's state again.
     fn kick(&mut self, pcpu: usize);
@@ -48,21 +50,19 @@ pub trait Services {
     fn share_tlb_maintenance(&mut self);
     /// Prints a `[janus]` line.
     fn report(&mut self, message: fmt::Arguments);
+    /// Prints a `[janus]` line that `personality` caused, within its rate
+    /// limit for `cause` (`console/ratelimit.rs`): a guest that repeats the
+    /// same mistake in a loop makes a few lines, then a count.
+    fn guest_report(&mut self, personality: &Personality, cause: Cause, message: fmt::Arguments);
+    /// Prints the counts of `personality`'s suppressed reports now, whatever
+    /// the rate (it stopped: nothing more is owed after this).
+    fn settle_reports(&mut self, personality: &Personality);
     /// Prints the guest's EL1 state (a personality that cannot go on).
     fn report_guest_state(&mut self, personality: &Personality, regs: &GuestRegs);
 }
 
 /// Size of an A64 instruction; trapped SMC, sysreg accesses and WFx return past it.
 pub const INSTRUCTION_BYTES: u64 = 4;
-/// Faults reported per personality before Janus stops naming each one.
-const REPORTED_FAULTS: u32 = 16;
-
-/// State the dispatcher keeps per physical CPU.
-#[derive(Debug, Default)]
-pub struct DispatchState {
-    /// Faults injected so far into the current vCPU.
-    pub faults: u32,
-}
 
 /// The statistics bucket of an exit.
 fn exit_cause(exit: &Exit) -> ExitCause {
@@ -82,14 +82,12 @@ fn exit_cause(exit: &Exit) -> ExitCause {
 
 /// Handles one synchronous exit of vCPU `vcpu` of `vm`; `far` is FAR_EL2 (the
 /// guest's virtual address of an abort), which an injected abort reports.
-#[allow(clippy::too_many_arguments)]
 pub fn handle_exit(
     regs: &mut GuestRegs,
     exit: Exit,
     far: u64,
     vm: &Personality,
     vcpu: usize,
-    state: &mut DispatchState,
     services: &mut dyn Services,
 ) -> Action {
     if let Some(slot) = vm.vcpus.get(vcpu) {
@@ -132,7 +130,7 @@ pub fn handle_exit(
                 regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
                 Action::Resume
             } else {
-                fault(regs, vm, state, services, Fault::Undefined)
+                fault(regs, vm, services, Fault::Undefined)
             }
         }
         Exit::Mmio(access) => {
@@ -142,7 +140,7 @@ pub fn handle_exit(
                 far,
                 write: access.write,
             };
-            fault(regs, vm, state, services, fault_kind)
+            fault(regs, vm, services, fault_kind)
         }
         Exit::DataAbort(abort) => {
             let fault_kind = Fault::Data {
@@ -150,7 +148,7 @@ pub fn handle_exit(
                 far: abort.far.unwrap_or(far),
                 write: abort.write,
             };
-            fault(regs, vm, state, services, fault_kind)
+            fault(regs, vm, services, fault_kind)
         }
         Exit::InstructionAbort(abort) => {
             let vbar = services.vbar_el1();
@@ -169,10 +167,10 @@ pub fn handle_exit(
                 ipa: abort.ipa,
                 far: abort.far.unwrap_or(far),
             };
-            fault(regs, vm, state, services, fault_kind)
+            fault(regs, vm, services, fault_kind)
         }
         Exit::SysReg(_) | Exit::FpAccess | Exit::Unhandled { .. } => {
-            fault(regs, vm, state, services, Fault::Undefined)
+            fault(regs, vm, services, Fault::Undefined)
         }
     }
 }
@@ -226,10 +224,14 @@ fn emulate_mmio(
         services.uart_output(vm, &effects.output);
     }
     if let Some(Err(error)) = result {
-        services.report(format_args!(
-            "{}: {:?} on device register {:#x}; read as zero, write ignored",
-            vm.name, error, access.ipa
-        ));
+        services.guest_report(
+            vm,
+            Cause::DeviceRegister,
+            format_args!(
+                "{}: {:?} on device register {:#x}; read as zero, write ignored",
+                vm.name, error, access.ipa
+            ),
+        );
     }
     if !access.write {
         let value = match result {
@@ -276,7 +278,6 @@ enum Fault {
 fn fault(
     regs: &mut GuestRegs,
     vm: &Personality,
-    state: &mut DispatchState,
     services: &mut dyn Services,
     fault: Fault,
 ) -> Action {
@@ -285,52 +286,55 @@ fn fault(
         pstate: regs.pstate,
         vbar_el1: services.vbar_el1(),
     };
-    state.faults = state.faults.saturating_add(1);
-    let report = state.faults <= REPORTED_FAULTS;
     let injection = match fault {
         Fault::Data { ipa, far, write } => {
-            if report {
-                services.report(format_args!(
+            services.guest_report(
+                vm,
+                Cause::RefusedAccess,
+                format_args!(
                     "{}: {} of IPA {:#x} at pc {:#x} refused; data abort injected",
                     vm.name,
                     if write { "write" } else { "read" },
                     ipa.unwrap_or(far),
                     regs.pc
-                ));
-            }
+                ),
+            );
             inject::data_abort(&guest, far, write)
         }
         Fault::Instruction { ipa, far } => {
-            if report {
-                services.report(format_args!(
+            services.guest_report(
+                vm,
+                Cause::RefusedAccess,
+                format_args!(
                     "{}: instruction fetch from IPA {:#x} refused; prefetch abort injected",
                     vm.name,
                     ipa.unwrap_or(far)
-                ));
-            }
+                ),
+            );
             inject::instruction_abort(&guest, far)
         }
         Fault::Undefined => {
-            if report {
-                services.report(format_args!(
+            services.guest_report(
+                vm,
+                Cause::Undefined,
+                format_args!(
                     "{}: unsupported instruction at pc {:#x}; undefined instruction injected",
                     vm.name, regs.pc
-                ));
-            }
+                ),
+            );
             inject::undefined(&guest)
         }
     };
-    if state.faults == REPORTED_FAULTS {
-        services.report(format_args!("{}: further faults are not reported", vm.name));
-    }
     services.inject(&injection);
     regs.pc = injection.new_pc;
     regs.pstate = injection.new_pstate;
     Action::Resume
 }
 
-/// Stops `vm` (for good, or to restart it) and interrupts its other vCPUs.
+/// Stops `vm` (for good, or to restart it) and interrupts its other vCPUs;
+/// the counts of its suppressed reports are shown first.
 pub fn stop(vm: &Personality, state: VmState, services: &mut dyn Services) {
+    services.settle_reports(vm);
     for pcpu in vm.stop(state) {
         services.kick(pcpu);
     }
@@ -418,10 +422,14 @@ fn smccc_call(
             return Action::Idle;
         }
         Call::Unknown { function } => {
-            services.report(format_args!(
-                "{}: unknown SMCCC call {function:#010x} answered NOT_SUPPORTED",
-                vm.name
-            ));
+            services.guest_report(
+                vm,
+                Cause::UnknownCall,
+                format_args!(
+                    "{}: unknown SMCCC call {function:#010x} answered NOT_SUPPORTED",
+                    vm.name
+                ),
+            );
             psci_code(NOT_SUPPORTED)
         }
     };
@@ -442,17 +450,25 @@ fn cpu_on(
     services: &mut dyn Services,
 ) -> u64 {
     let Some((_, slot)) = vm.vcpu_by_mpidr(target) else {
-        services.report(format_args!(
-            "{}: CPU_ON for CPU {target:#x} it does not have refused",
-            vm.name
-        ));
+        services.guest_report(
+            vm,
+            Cause::RefusedCall,
+            format_args!(
+                "{}: CPU_ON for CPU {target:#x} it does not have refused",
+                vm.name
+            ),
+        );
         return psci_code(INVALID_PARAMETERS);
     };
     if !vm.ram_contains(entry, INSTRUCTION_BYTES) {
-        services.report(format_args!(
-            "{}: CPU_ON with entry {entry:#x} outside its RAM refused",
-            vm.name
-        ));
+        services.guest_report(
+            vm,
+            Cause::RefusedCall,
+            format_args!(
+                "{}: CPU_ON with entry {entry:#x} outside its RAM refused",
+                vm.name
+            ),
+        );
         return psci_code(INVALID_ADDRESS);
     }
     match slot.request_on(entry, context) {
@@ -483,10 +499,14 @@ fn affinity_info(vm: &Personality, target: u64, lowest_level: u64) -> u64 {
 
 fn console_write(vm: &Personality, ipa: u64, len: u64, services: &mut dyn Services) -> u64 {
     if len > hypercall::CONSOLE_WRITE_MAX_BYTES || !vm.ram_contains(ipa, len) {
-        services.report(format_args!(
-            "{}: console write of {len} bytes at {ipa:#x} outside its RAM refused",
-            vm.name
-        ));
+        services.guest_report(
+            vm,
+            Cause::RefusedCall,
+            format_args!(
+                "{}: console write of {len} bytes at {ipa:#x} outside its RAM refused",
+                vm.name
+            ),
+        );
         return psci_code(INVALID_PARAMETERS);
     }
     let mut chunk = [0u8; 128];

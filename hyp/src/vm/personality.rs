@@ -9,6 +9,7 @@ use spin::Mutex;
 use super::bundle::GuestKind;
 use super::devices::Devices;
 use super::vcpu::VcpuSlot;
+use crate::console::ratelimit::ReportLimiter;
 
 /// Lifecycle of a personality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +59,9 @@ pub struct Personality {
     pub console: Mutex<Vec<u8>>,
     /// Emulated devices (Linux personalities only).
     pub devices: Option<Mutex<Devices>>,
+    /// The rate limits of the reports it makes Janus print; made at its first
+    /// report, when the console's clock is known.
+    pub reports: Mutex<Option<ReportLimiter>>,
 }
 
 impl Personality {
@@ -82,6 +86,7 @@ impl Personality {
             state: AtomicU8::new(VmState::Starting as u8),
             console: Mutex::new(Vec::new()),
             devices: devices.map(Mutex::new),
+            reports: Mutex::new(None),
         }
     }
 

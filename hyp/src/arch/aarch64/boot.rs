@@ -262,26 +262,26 @@ fn primary(dtb: u64) -> ! {
     // Device memory and only this driver uses them.
     unsafe { gic::init(board.gicd as usize, board.gicr as usize, board.cpus.len()) };
     let names: Vec<&str> = vms.iter().map(|vm| vm.name.as_str()).collect();
-    crate::console::init_mux(arch::uart::write_bytes, &names);
-    if vms.iter().any(|vm| vm.devices.is_some()) {
-        gic::route_spi(run::CONSOLE_UART_SPI, board.cpus[0]);
-        arch::uart::enable_input();
+    crate::console::init_mux(&names);
+    // The console is switched for every kind of personality: a background
+    // one's output, its hypercall lines included, waits until it comes forward.
+    gic::route_spi(run::CONSOLE_UART_SPI, board.cpus[0]);
+    arch::uart::enable_input();
+    janus_println!(
+        "console hotkey: Ctrl-] then Tab (next personality), 1-9, ? (help), s (statistics)"
+    );
+    if let Some(key) = board.key {
+        // SAFETY: the device tree names this PL061 as the key's controller;
+        // the boot map has it as Device memory and nothing else uses it.
+        unsafe { arch::key::install(key) };
+        gic::route_spi(key.spi, board.cpus[0]);
         janus_println!(
-            "console hotkey: Ctrl-] then Tab (next personality), 1-9, ? (help), s (statistics)"
+            "hardware key (GPIO line {} at {:#x}): next personality",
+            key.line,
+            key.base
         );
-        if let Some(key) = board.key {
-            // SAFETY: the device tree names this PL061 as the key's controller;
-            // the boot map has it as Device memory and nothing else uses it.
-            unsafe { arch::key::install(key) };
-            gic::route_spi(key.spi, board.cpus[0]);
-            janus_println!(
-                "hardware key (GPIO line {} at {:#x}): next personality",
-                key.line,
-                key.base
-            );
-        }
-        janus_println!("foreground: {}", names.first().copied().unwrap_or("none"));
     }
+    janus_println!("foreground: {}", names.first().copied().unwrap_or("none"));
     percpu::init(0, entry::stacks_base());
     for (index, &mpidr) in board.cpus.iter().enumerate().take(MAX_CPUS).skip(1) {
         let entry_point = entry::secondary_entry as *const () as u64;
@@ -472,6 +472,7 @@ pub fn restart(vm: &'static Personality) {
     if let Some(devices) = &vm.devices {
         devices.lock().reset();
     }
+    crate::console::restarted(vm.id);
     let first_start = vm.state() == VmState::Starting;
     vm.set_state(VmState::Running);
     if let Some(first) = vm.vcpus.first() {

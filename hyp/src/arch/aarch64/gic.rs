@@ -63,6 +63,7 @@ pub fn init_cpu(cpu: usize) {
             KICK,
             IntId::ppi(MAINTENANCE_INTID - 16),
             IntId::ppi(VIRTUAL_TIMER_INTID - 16),
+            IntId::ppi(super::timer::HYP_TIMER_INTID - 16),
         ] {
             let _ = driver.enable_interrupt(intid, Some(cpu), true);
         }

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod mmu;
 pub mod percpu;
 pub mod run;
+pub mod timer;
 pub mod uart;
 pub mod vectors;
 

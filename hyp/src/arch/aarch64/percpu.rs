@@ -5,7 +5,6 @@ use core::cell::UnsafeCell;
 use aarch64_cpu::registers::{Readable, Writeable, MPIDR_EL1, TPIDR_EL2};
 
 use super::entry::{MAX_CPUS, STACK_SIZE};
-use crate::trap::dispatch::DispatchState;
 use crate::vm::vcpu::GuestRegs;
 use crate::vm::Personality;
 
@@ -23,8 +22,6 @@ pub struct PerCpu {
     pub vm: Option<&'static Personality>,
     /// Which of its vCPUs.
     pub vcpu: usize,
-    /// The trap dispatcher's per-CPU counters.
-    pub dispatch: DispatchState,
 }
 
 const _: () = assert!(core::mem::offset_of!(PerCpu, regs) == 0);
@@ -45,7 +42,6 @@ const EMPTY: Slot = Slot(UnsafeCell::new(PerCpu {
     stack_top: 0,
     vm: None,
     vcpu: 0,
-    dispatch: DispatchState { faults: 0 },
 }));
 
 /// One slot per physical CPU.

@@ -16,7 +16,8 @@ use super::boot;
 use super::context::El1Context;
 use super::exception::halt;
 use super::vectors::{enter_guest, ExitKind};
-use super::{firmware, gic, ich, key, memory, percpu, uart};
+use super::{firmware, gic, ich, key, memory, percpu, timer, uart};
+use crate::console::ratelimit::{Cause, CAUSES};
 use crate::trap::dispatch::{self, Action, Services, INSTRUCTION_BYTES};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
@@ -149,7 +150,6 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
             FAR_EL2.get(),
             vm,
             cpu.vcpu,
-            &mut cpu.dispatch,
             &mut Hardware,
         )
     } else if kind == ExitKind::Irq as u64 {
@@ -160,15 +160,7 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
         still_runnable(vm, cpu.vcpu)
     } else if kind == ExitKind::AArch32 as u64 {
         let exit = esr::Exit::Unhandled { ec: 0, iss: 0 };
-        dispatch::handle_exit(
-            &mut cpu.regs,
-            exit,
-            0,
-            vm,
-            cpu.vcpu,
-            &mut cpu.dispatch,
-            &mut Hardware,
-        )
+        dispatch::handle_exit(&mut cpu.regs, exit, 0, vm, cpu.vcpu, &mut Hardware)
     } else {
         crate::janus_println!(
             "{}: unexpected {} from the guest; stopping it",
@@ -292,6 +284,14 @@ fn handle_interrupts(current: Option<(&Personality, usize)>) {
         intid if key::is_key_interrupt(intid) && key::take_press() => {
             crate::console::next_foreground();
         }
+        // Something on the console has waited long enough.
+        timer::HYP_TIMER_INTID => {
+            timer::disarm();
+            crate::console::tick();
+            for vm in boot::personalities() {
+                crate::console::report_due(&vm.reports, &vm.name);
+            }
+        }
         gic::MAINTENANCE_INTID => {
             // Level-sensitive: it stays asserted until the list registers no
             // longer underflow or hold a deactivated interrupt, so bring them
@@ -356,15 +356,25 @@ fn console_input() {
     }
 }
 
-/// Prints every personality's exits by cause (the `s` hotkey).
+/// Prints every personality's exits and reports by cause, and its RAM (the
+/// `s` hotkey, after the console's own lines).
 fn print_stats() {
+    use alloc::format;
+    use core::fmt::Write;
+    let mut lines = alloc::vec::Vec::new();
     for vm in boot::personalities() {
         let counts = vm.exit_counts();
-        let mut line = alloc::string::String::new();
+        let mut line = format!("{} exits:", vm.name);
         for (name, count) in EXIT_CAUSE_NAMES.iter().zip(counts) {
-            let _ = core::fmt::Write::write_fmt(&mut line, format_args!(" {name} {count}"));
+            let _ = write!(line, " {name} {count}");
         }
-        crate::janus_println!("{} exits:{line}", vm.name);
+        lines.push(line);
+        let totals: [u64; CAUSES] = crate::console::report_totals(&vm.reports);
+        let mut line = format!("{} reports:", vm.name);
+        for (cause, count) in Cause::ALL.iter().zip(totals) {
+            let _ = write!(line, " {} {count}", cause.name());
+        }
+        lines.push(line);
     }
     for vm in boot::personalities() {
         let ram = boot::stage2(vm).ram.lock();
@@ -375,13 +385,16 @@ fn print_stats() {
             mib(ram.chunks()),
         );
         drop(ram);
-        crate::janus_println!(
+        lines.push(format!(
             "{}: {present} of {all} MiB of RAM in use since its start, {paged} MiB of it in 4 KiB pages",
             vm.name
-        );
+        ));
     }
     let (used, total) = super::heap::frame_usage();
-    crate::janus_println!("stage-2 tables use {used} of {total} page-table frames");
+    lines.push(format!(
+        "stage-2 tables use {used} of {total} page-table frames"
+    ));
+    crate::console::answer(&lines);
 }
 
 fn still_runnable(vm: &Personality, vcpu: usize) -> Action {
@@ -418,6 +431,11 @@ pub fn idle(cpu: &mut percpu::PerCpu) -> ! {
         handle_interrupts(None);
         let personalities = boot::personalities();
         if personalities.iter().all(|vm| vm.state() == VmState::Off) {
+            for vm in personalities {
+                crate::console::report_all_suppressed(&vm.reports, &vm.name);
+            }
+            // What the background personalities printed last is shown first.
+            crate::console::drain();
             crate::janus_println!("every personality is off; powering the board off");
             firmware::system_off();
             halt();
@@ -554,8 +572,11 @@ impl Services for Hardware {
         unsafe { memory::copy_from_guest(ipa, buffer) };
     }
 
-    fn console_line(&mut self, _personality: &Personality, line: &[u8]) {
-        crate::console::guest_line(line);
+    fn console_line(&mut self, personality: &Personality, line: &[u8]) {
+        let mut bytes = alloc::vec::Vec::with_capacity(line.len() + 2);
+        bytes.extend_from_slice(line);
+        bytes.extend_from_slice(b"\r\n");
+        crate::console::guest_output(personality.id, &bytes);
     }
 
     fn kick(&mut self, pcpu: usize) {
@@ -574,7 +595,7 @@ impl Services for Hardware {
     }
 
     fn uart_output(&mut self, personality: &Personality, bytes: &[u8]) {
-        crate::console::uart_output(personality.id, bytes);
+        crate::console::guest_output(personality.id, bytes);
     }
 
     fn share_tlb_maintenance(&mut self) {
@@ -583,6 +604,14 @@ impl Services for Hardware {
 
     fn report(&mut self, message: fmt::Arguments) {
         crate::console::report(message);
+    }
+
+    fn guest_report(&mut self, personality: &Personality, cause: Cause, message: fmt::Arguments) {
+        crate::console::guest_report(&personality.reports, &personality.name, cause, message);
+    }
+
+    fn settle_reports(&mut self, personality: &Personality) {
+        crate::console::report_all_suppressed(&personality.reports, &personality.name);
     }
 
     fn report_guest_state(&mut self, personality: &Personality, regs: &GuestRegs) {

@@ -1,27 +1,15 @@
 //! The physical console UART: Janus' output, and the keys typed for the personalities.
 
-use alloc::boxed::Box;
-use core::fmt;
-
+use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 use platform::drivers::pl011::Pl011;
 use spin::Mutex;
+
+use super::timer;
 
 /// The board's PL011. Set once at boot; then every CPU writes through it (console
 /// lines) and the CPU that takes its interrupt reads it, under this lock. Lock
 /// order: `console`'s sink lock, then this one.
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
-
-/// The console sink: writes go to the PL011.
-struct UartSink;
-
-impl fmt::Write for UartSink {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        match UART.lock().as_mut() {
-            Some(uart) => uart.write_str(text),
-            None => Ok(()),
-        }
-    }
-}
 
 /// Takes over the PL011 at `base` and makes it the console.
 ///
@@ -32,7 +20,12 @@ pub unsafe fn install(base: u64) {
     let mut uart = unsafe { Pl011::new(base as usize) };
     uart.init();
     *UART.lock() = Some(uart);
-    crate::console::install(Box::new(UartSink));
+    crate::console::install(crate::console::Hardware {
+        write: write_bytes,
+        now: || CNTPCT_EL0.get(),
+        frequency: CNTFRQ_EL0.get(),
+        wake_at: timer::wake_at,
+    });
 }
 
 /// Turns on the receive interrupt, once someone listens for keys.
@@ -65,7 +58,8 @@ pub fn read_input(buffer: &mut [u8]) -> usize {
     count
 }
 
-/// Writes raw bytes (a personality's output) to the console UART.
+/// Writes bytes to the console UART as they are (the console multiplexer
+/// puts in the carriage returns its lines need).
 pub fn write_bytes(bytes: &[u8]) {
     if let Some(uart) = UART.lock().as_mut() {
         for &byte in bytes {

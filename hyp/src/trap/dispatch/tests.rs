@@ -4,6 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::*;
+use crate::console::ratelimit::{summary, ReportLimiter, Verdict, BURST};
 use crate::trap::esr;
 use crate::vm::bundle::GuestKind;
 use crate::vm::vcpu::PSTATE_EL1H_MASKED;
@@ -32,7 +33,14 @@ struct FakeCpu {
     memory: Vec<(u64, Vec<u8>)>,
     uart: Vec<u8>,
     shared_tlb_maintenance: bool,
+    /// The counter value guest reports are rate limited at (1 kHz).
+    clock: u64,
+    /// Suppressed-report counts printed by `settle_reports`.
+    settled: Vec<String>,
 }
+
+/// The fake CPU's counter frequency.
+const FAKE_HZ: u64 = 1000;
 
 impl Services for FakeCpu {
     fn inject(&mut self, injection: &Injection) {
@@ -83,6 +91,28 @@ impl Services for FakeCpu {
     fn report(&mut self, message: fmt::Arguments) {
         self.reports.push(alloc::format!("{message}"));
     }
+    fn guest_report(&mut self, personality: &Personality, cause: Cause, message: fmt::Arguments) {
+        let clock = self.clock;
+        let verdict = personality
+            .reports
+            .lock()
+            .get_or_insert_with(|| ReportLimiter::new(FAKE_HZ, clock))
+            .admit(cause, clock);
+        if let Verdict::Show { suppressed } = verdict {
+            if suppressed != 0 {
+                let name = &personality.name;
+                self.reports.push(summary(name, cause, suppressed));
+            }
+            self.reports.push(alloc::format!("{message}"));
+        }
+    }
+    fn settle_reports(&mut self, personality: &Personality) {
+        if let Some(limiter) = personality.reports.lock().as_mut() {
+            for (cause, count) in limiter.take_all_summaries() {
+                self.settled.push(summary(&personality.name, cause, count));
+            }
+        }
+    }
 }
 
 fn vm() -> Personality {
@@ -119,7 +149,7 @@ fn run(
     vm: &Personality,
 ) -> Action {
     let exit = esr::decode(esr, far, hpfar);
-    handle_exit(regs, exit, far, vm, 0, &mut DispatchState::default(), cpu)
+    handle_exit(regs, exit, far, vm, 0, cpu)
 }
 
 #[test]
@@ -312,16 +342,39 @@ fn fault_while_fetching_own_vector_stops_the_personality() {
 }
 
 #[test]
-fn fault_reports_are_rate_limited() {
+fn fault_reports_are_rate_limited_and_counted() {
     let (vm, mut cpu) = (vm(), FakeCpu::default());
-    let mut state = DispatchState::default();
     for _ in 0..100 {
         let mut regs = regs(&[]);
         let exit = esr::decode(ESR_LDR_X1_TRANSLATION_L1, 0x4020_0000, 0x4020_0000 >> 8);
-        handle_exit(&mut regs, exit, 0x4020_0000, &vm, 0, &mut state, &mut cpu);
+        handle_exit(&mut regs, exit, 0x4020_0000, &vm, 0, &mut cpu);
     }
+    // Every fault is injected; only a burst is named.
     assert_eq!(cpu.injected.len(), 100);
-    assert_eq!(cpu.reports.len(), REPORTED_FAULTS as usize + 1);
+    assert_eq!(cpu.reports.len() as u64, BURST);
+    // A second later the next one comes after the count of those suppressed.
+    cpu.clock += FAKE_HZ;
+    let mut regs = regs_at_fault();
+    let exit = esr::decode(ESR_LDR_X1_TRANSLATION_L1, 0x4020_0000, 0x4020_0000 >> 8);
+    handle_exit(&mut regs, exit, 0x4020_0000, &vm, 0, &mut cpu);
+    let tail = &cpu.reports[cpu.reports.len() - 2..];
+    assert_eq!(tail[0], "work: 90 more refused-access reports suppressed");
+    assert!(tail[1].contains("read of IPA 0x40200000"), "{tail:?}");
+    // Stopping the personality settles what is left.
+    for _ in 0..5 {
+        let mut regs = regs_at_fault();
+        let exit = esr::decode(ESR_LDR_X1_TRANSLATION_L1, 0x4020_0000, 0x4020_0000 >> 8);
+        handle_exit(&mut regs, exit, 0x4020_0000, &vm, 0, &mut cpu);
+    }
+    stop(&vm, VmState::Off, &mut cpu);
+    assert_eq!(
+        cpu.settled,
+        ["work: 4 more refused-access reports suppressed"]
+    );
+}
+
+fn regs_at_fault() -> GuestRegs {
+    regs(&[])
 }
 
 #[test]
