@@ -184,7 +184,7 @@ fn ram_an_earlier_occupant_left_is_clear_at_the_first_start() {
 fn board_powers_off_when_both_personalities_are_off() {
     let off = format!("{SCAN} probe.after=off");
     let mut qemu = probe::boot("lifecycle_both_off", &off, &off);
-    wait_for_all(
+    probe::wait_for_output(
         &mut qemu,
         &["[janus] every personality is off; powering the board off"],
         LINE_TIMEOUT,
@@ -192,4 +192,28 @@ fn board_powers_off_when_both_personalities_are_off() {
     .unwrap();
     let status = qemu.wait_exit(Duration::from_secs(30)).unwrap();
     assert!(status.success(), "QEMU exit status {status:?}");
+    // Work was in the background all along: its last lines, kept by Janus,
+    // are shown before the board goes off, after a line that says whose they are.
+    let output = qemu.output().replace('\r', "");
+    let kept = output
+        .find("[janus] work: its output while in the background")
+        .unwrap_or_else(|| panic!("work's kept output was not shown:\n{output}"));
+    let off = output
+        .find("[janus] every personality is off")
+        .unwrap_or_else(|| panic!("{output}"));
+    let shown = &output[kept..off];
+    for line in [
+        "work: hello from vCPU 0",
+        "work: attacks: 20 of 20 refused",
+        "work: powering off\n",
+    ] {
+        assert!(
+            shown.contains(line),
+            "{line:?} not shown before power-off:\n{output}"
+        );
+    }
+    assert!(
+        !output[..kept].contains("work: powering off"),
+        "work's output reached the console while it was in the background:\n{output}"
+    );
 }

@@ -143,7 +143,7 @@ pub fn run_all(ram_base: u64, ram_size: u64) {
         "SMC CPU_ON of physical CPU 2",
         call(smc(hvc::PSCI_CPU_ON, 2, ram_base, 0)),
     );
-    tally.check("unknown hypercall", call(hvc(0xC600_00FF, 0, 0, 0)));
+    tally.check("unknown hypercall", call(hvc(UNKNOWN_CALL, 0, 0, 0)));
     tally.check(
         "console write from Janus memory",
         call(hvc(hvc::CONSOLE_WRITE, JANUS_IMAGE, 16, 0)),
@@ -218,6 +218,51 @@ pub fn crash() {
         );
     }
     say!("still running after the crash (should not happen)");
+}
+
+/// What a misbehaving guest does to the console: `probe.flood=N` unknown
+/// SMCCC calls (default 200,000), then as many reads of Janus' memory, each
+/// of which Janus answers with an error or an injected abort (and may
+/// report). Says how many of each it made and whether each was refused.
+pub fn flood() {
+    let count: u64 = arg("probe.flood")
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(200_000);
+    let (start, frequency) = counter();
+    let mut refused_calls = 0u64;
+    for _ in 0..count {
+        if hvc(UNKNOWN_CALL, 0, 0, 0) < 0 {
+            refused_calls += 1;
+        }
+    }
+    let mut refused_reads = 0u64;
+    for _ in 0..count {
+        if matches!(read(JANUS_IMAGE), Outcome::Fault(_)) {
+            refused_reads += 1;
+        }
+    }
+    let (end, _) = counter();
+    say!(
+        "flood done: {count} unknown calls ({refused_calls} refused), {count} reads of Janus memory ({refused_reads} refused) in {} ms",
+        (end - start) * 1000 / frequency.max(1)
+    );
+}
+
+/// An SMCCC function ID in Janus' own service range that Janus does not know.
+const UNKNOWN_CALL: u64 = 0xC600_00FF;
+
+/// Lines that try to pass for Janus' own, through the console hypercall
+/// (without the probe's name in front): at the start of a line, after a
+/// carriage return, after an escape sequence that erases the line.
+pub fn forge() {
+    for line in [
+        &b"[janus] foreground: personal FORGED-HVC\n"[..],
+        b"ok\r[janus] foreground: personal FORGED-HVC-CR\n",
+        b"\x1b[2K\r[janus] foreground: personal FORGED-HVC-ESC\n",
+    ] {
+        hvc::console_write(line);
+    }
+    say!("forged lines written");
 }
 
 /// The null hypercall round trip: `calls` HVCs in a five-instruction loop,

@@ -189,6 +189,15 @@ fn boot_vcpu(dtb: u64) -> ! {
     if mode == "wfi" {
         halt();
     }
+    if mode == "flood" {
+        crate::attacks::flood();
+        say!("powering off");
+        hvc(hvc::PSCI_SYSTEM_OFF, 0, 0, 0);
+        halt();
+    }
+    if mode == "forge" {
+        crate::attacks::forge();
+    }
     ram_check(ram_base, ram_size, dtb + tree.total_size() as u64);
     start_secondaries(vcpus, ram_base);
     crate::attacks::run_all(ram_base, ram_size);
