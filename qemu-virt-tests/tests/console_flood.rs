@@ -80,7 +80,7 @@ fn a_flood_leaves_the_foreground_boot_whole_and_adds_a_bounded_count() {
         expected.iter().any(|line| line == "personal: ready"),
         "{expected:?}"
     );
-    drop(quiet.qemu.kill());
+    quiet.qemu.kill();
 
     let mut linux = boot_mixed("flood", &format!("probe.after=flood probe.flood={FLOOD}"));
     assert_eq!(linux.run("hostname"), "personal");
