@@ -124,6 +124,38 @@ fn hypercall_roundtrip() -> f64 {
     ticks * 1e9 / frequency / calls
 }
 
+/// Calls and faults of each kind the flood of `console_flood_lines` makes.
+const FLOOD: u64 = 200_000;
+
+/// Console lines a storm of `FLOOD` unknown SMCCC calls and `FLOOD` refused
+/// reads adds (the reports shown and the summaries of those that were not),
+/// with personal quiet in front.
+fn console_flood_lines() -> f64 {
+    let config = probe::probe_config(
+        "probe.after=wfi",
+        &format!("probe.after=flood probe.flood={FLOOD}"),
+    );
+    let bundle = probe::bundle("bench_flood", &config);
+    let mut qemu_config = QemuConfig::new(image_path("janus.bin"));
+    qemu_config.initrd = Some(bundle);
+    qemu_config.timeout = Duration::from_secs(240);
+    let mut qemu = Qemu::start(qemu_config).expect("start QEMU");
+    probe::wait_for_output(&mut qemu, &["[janus] work: system off"], LINE_TIMEOUT)
+        .expect("flood ends");
+    // The counts still owed come right after the stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let output = qemu.output();
+    let flood_lines = output
+        .lines()
+        .filter(|line| {
+            line.starts_with("[janus] work: unknown SMCCC call")
+                || line.starts_with("[janus] work: read of IPA")
+                || line.ends_with("reports suppressed\r")
+        })
+        .count();
+    flood_lines as f64
+}
+
 fn reserved_bytes() -> f64 {
     let config = probe::probe_config("probe.after=wfi", "probe.after=wfi");
     let bundle = probe::bundle("bench_reserved", &config);
@@ -364,6 +396,15 @@ fn main() {
             baseline: Some((352.0 * 1024.0, "Bao, 352 KiB")),
             target: Some(1024.0 * 1024.0),
             ..Metric::new("hyp_ram_reserved", reserved_bytes(), "bytes")
+        },
+        Metric {
+            // Before the rate limits, each call and fault was a line.
+            baseline: Some((
+                (2 * FLOOD) as f64,
+                "one line per call and fault, as before rate limits",
+            )),
+            target: Some(100.0),
+            ..Metric::new("console_flood_lines", console_flood_lines(), "lines")
         },
     ];
     // Alternate the two kinds of boot so that a change in host load hits both.
