@@ -16,7 +16,7 @@ use spin::mutex::TicketMutex;
 use spin::{Mutex, Once};
 
 use mux::{Mux, Urgency};
-use ratelimit::{Cause, ReportLimiter, Verdict};
+use ratelimit::{Cause, ReportLimiter, Summary, Verdict};
 
 /// Prefix of every line Janus itself prints (a contract the tests rely on).
 pub const PREFIX: &str = "[janus] ";
@@ -82,18 +82,25 @@ pub fn init_mux(names: &[&str]) {
     }
 }
 
+/// What runs under the console lock: the multiplexer, the counter's value,
+/// and where bytes go.
+type ConsoleAction<'a> = dyn FnMut(&mut Mux, u64, &mut dyn FnMut(&[u8])) + 'a;
+
 /// Runs `action` on the multiplexer with the counter's value and an output
-/// function, then asks for a tick when something waits.
-fn with_console<R>(action: impl FnOnce(&mut Mux, u64, &mut dyn FnMut(&[u8])) -> R) -> Option<R> {
+/// function, then asks for a tick when something waits. Not generic, so that
+/// the console's entry points share one copy of it.
+#[inline(never)]
+fn with_console(action: &mut ConsoleAction) {
     let mut guard = CONSOLE.lock();
-    let console = guard.as_mut()?;
+    let Some(console) = guard.as_mut() else {
+        return;
+    };
     let hardware = console.hardware;
     let mut out = |bytes: &[u8]| (hardware.write)(bytes);
-    let result = action(&mut console.mux, (hardware.now)(), &mut out);
+    action(&mut console.mux, (hardware.now)(), &mut out);
     if let Some(deadline) = console.mux.next_deadline() {
         (hardware.wake_at)(deadline);
     }
-    Some(result)
 }
 
 /// Prints `[janus] <message>` on its own line, between two lines of the
@@ -105,7 +112,7 @@ pub fn report(message: fmt::Arguments) {
 /// Prints `[janus]` lines the user asked for (the statistics): at once,
 /// breaking into an unfinished line, which is shown again after the last.
 pub fn answer(lines: &[String]) {
-    with_console(|mux, now, out| {
+    with_console(&mut |mux, now, out| {
         for line in lines {
             mux.janus_line(line, Urgency::Now, now, out);
         }
@@ -117,7 +124,7 @@ fn report_with(urgency: Urgency, message: fmt::Arguments) {
     let mut text = String::new();
     // Formatting into a String cannot fail but for a Display impl's error.
     let _ = text.write_fmt(message);
-    with_console(|mux, now, out| {
+    with_console(&mut |mux, now, out| {
         for line in text.split('\n') {
             mux.janus_line(line.trim_end_matches('\r'), urgency, now, out);
         }
@@ -164,7 +171,11 @@ pub fn guest_report(
             if suppressed != 0 {
                 report(format_args!(
                     "{}",
-                    ratelimit::summary(name, cause, suppressed)
+                    Summary {
+                        name,
+                        cause,
+                        count: suppressed
+                    }
                 ));
             }
             report(message);
@@ -193,7 +204,7 @@ pub fn report_due(reports: &Mutex<Option<ReportLimiter>>, name: &str) {
         (due, limiter.next_due())
     };
     for (cause, count) in due {
-        report(format_args!("{}", ratelimit::summary(name, cause, count)));
+        report(format_args!("{}", Summary { name, cause, count }));
     }
     if let Some(deadline) = next {
         (hardware.wake_at)(deadline);
@@ -208,7 +219,7 @@ pub fn report_all_suppressed(reports: &Mutex<Option<ReportLimiter>>, name: &str)
         None => return,
     };
     for (cause, count) in due {
-        report(format_args!("{}", ratelimit::summary(name, cause, count)));
+        report(format_args!("{}", Summary { name, cause, count }));
     }
 }
 
@@ -229,31 +240,31 @@ macro_rules! janus_println {
 /// Output of a personality (its UART or the console hypercall): shown now if
 /// it is in the foreground, kept otherwise, never able to forge a Janus line.
 pub fn guest_output(personality: usize, bytes: &[u8]) {
-    with_console(|mux, now, out| mux.guest_output(personality, bytes, now, out));
+    with_console(&mut |mux, now, out| mux.guest_output(personality, bytes, now, out));
 }
 
 /// What is due on the console: held guest bytes and waiting Janus lines.
 /// Called when the deadline [`Hardware::wake_at`] was asked for has come.
 pub fn tick() {
-    with_console(|mux, now, out| {
+    with_console(&mut |mux, now, out| {
         mux.tick(now, out);
     });
 }
 
 /// A personality started again from its image.
 pub fn restarted(personality: usize) {
-    with_console(|mux, _, _| mux.restarted(personality));
+    with_console(&mut |mux, _, _| mux.restarted(personality));
 }
 
 /// The board powers off: shows everything still waiting, the background
 /// personalities' buffered output included.
 pub fn drain() {
-    with_console(|mux, now, out| mux.drain(now, out));
+    with_console(&mut |mux, now, out| mux.drain(now, out));
 }
 
 /// Brings the next personality to the foreground (the hardware key).
 pub fn next_foreground() {
-    with_console(|mux, now, out| mux.next(now, out));
+    with_console(&mut |mux, now, out| mux.next(now, out));
 }
 
 /// The foreground personality.

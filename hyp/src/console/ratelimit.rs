@@ -10,8 +10,8 @@
 //! that are owed once the flood has stopped (the console's timer asks for them
 //! at [`ReportLimiter::next_due`]). Totals per cause stay for the statistics.
 
-use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
+use core::fmt;
 
 /// What made a personality trigger a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,8 +206,31 @@ impl ReportLimiter {
 
 /// The line (without Janus' prefix) that says how many reports of `cause`
 /// personality `name` made that were not shown.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary<'a> {
+    /// The personality.
+    pub name: &'a str,
+    /// What it did.
+    pub cause: Cause,
+    /// How many times, not shown.
+    pub count: u64,
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} more {} reports suppressed",
+            self.name,
+            self.count,
+            self.cause.name()
+        )
+    }
+}
+
+/// [`Summary`] as a string.
 pub fn summary(name: &str, cause: Cause, count: u64) -> String {
-    format!("{name}: {count} more {} reports suppressed", cause.name())
+    Summary { name, cause, count }.to_string()
 }
 
 /// Adds the credit earned since the bucket was last brought up to date, up
