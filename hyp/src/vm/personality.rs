@@ -56,7 +56,8 @@ pub struct Personality {
     state: AtomicU8,
     /// Console output not yet ended by a newline.
     pub console: Mutex<Vec<u8>>,
-    /// Emulated devices (Linux personalities only).
+    /// Emulated devices: the vGIC of every personality made at boot, and a Linux
+    /// personality's UART (`None` only in tests).
     pub devices: Option<Mutex<Devices>>,
 }
 

@@ -15,8 +15,10 @@ pub mod memory;
 pub mod mmu;
 pub mod percpu;
 pub mod run;
+pub mod timer;
 pub mod uart;
 pub mod vectors;
+pub mod vgic_sync;
 
 /// The boot device tree at `address`.
 ///
