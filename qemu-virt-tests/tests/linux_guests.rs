@@ -16,6 +16,9 @@ fn uptime_pair(linux: &mut Linux, command: &str) -> (f64, f64) {
     }
 }
 
+/// Near zero here only because QEMU's counter also starts at 0 when QEMU does; that a
+/// restarted personality's clock starts again near zero is `tests/timer.rs`'
+/// `the_virtual_clock_starts_near_zero_at_every_start`.
 #[test]
 fn each_personality_has_two_cpus_and_a_clock_that_starts_near_zero() {
     let mut linux = Linux::boot();
@@ -34,15 +37,21 @@ fn each_personality_has_two_cpus_and_a_clock_that_starts_near_zero() {
 #[test]
 fn sleep_one_second_takes_about_one_second_of_guest_time() {
     let mut linux = Linux::boot();
+    let sent = std::time::Instant::now();
     let (before, after) = uptime_pair(
         &mut linux,
         "a=$(cut -d' ' -f1 /proc/uptime); sleep 1; b=$(cut -d' ' -f1 /proc/uptime); echo $a $b",
     );
+    // From sending the command to seeing its end marker: at least the second the
+    // guest slept, by the host's clock too (a guest clock running fast, or a timer
+    // firing early, would end it sooner). A lower bound only: TCG may take longer.
+    let host = sent.elapsed().as_secs_f64();
     let elapsed = after - before;
     assert!(
         (0.95..1.5).contains(&elapsed),
         "sleep 1 took {elapsed} s of guest time"
     );
+    assert!(host >= 0.99, "sleep 1 took only {host} s of host time");
 }
 
 /// The per-CPU counts on the virtual timer's line of /proc/interrupts.
@@ -73,6 +82,79 @@ fn virtual_timer_interrupts_arrive_on_both_cpus() {
             "CPU {cpu}: {before:?} -> {after:?}"
         );
     }
+}
+
+/// `personal`'s exits by cause, from the statistics hotkey's `round`-th answer
+/// (0 for the first one this boot).
+fn exit_counts(linux: &mut Linux, round: usize) -> Vec<(String, u64)> {
+    linux
+        .qemu
+        .send(&[qemu_virt_tests::linux::HOTKEY, b's'])
+        .expect("statistics hotkey");
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    // The statistics end with the frame pool's line: the counts have arrived whole.
+    while linux.qemu.output().matches("page-table frames\r\n").count() <= round {
+        assert!(std::time::Instant::now() < deadline, "no statistics");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = linux.qemu.output();
+    let prefix = "[janus] personal exits:";
+    let counts = output
+        .lines()
+        .filter_map(|line| line.find(prefix).map(|at| &line[at + prefix.len()..]))
+        .nth(round)
+        .unwrap_or_else(|| panic!("no statistics line {round}"));
+    let words: Vec<&str> = counts.split_whitespace().collect();
+    words
+        .chunks(2)
+        .filter_map(|pair| Some((pair.first()?.to_string(), pair.get(1)?.parse().ok()?)))
+        .collect()
+}
+
+/// The `irq` exits among `personal`'s counts.
+fn irq_exits(counts: &[(String, u64)]) -> u64 {
+    counts
+        .iter()
+        .find(|(cause, _)| cause == "irq")
+        .map_or(0, |&(_, count)| count)
+}
+
+/// Busy loops on both vCPUs, `count` iterations each (six digits, so that every
+/// command line, and the console traffic it causes, is the same length).
+fn busy_both(count: &str) -> String {
+    let loop_ = format!("(i=0; while [ $i -lt {count} ]; do i=$((i+1)); done)");
+    format!("{loop_} & {loop_} & wait")
+}
+
+/// `personal`'s interrupt exits and timer interrupts while it runs `command`.
+fn interrupt_exits_and_ticks(linux: &mut Linux, round: usize, command: &str) -> (u64, u64) {
+    let ticks: u64 = timer_counts(linux).iter().sum();
+    let exits = irq_exits(&exit_counts(linux, round));
+    linux.run(command);
+    let exits = irq_exits(&exit_counts(linux, round + 1)) - exits;
+    let ticks = timer_counts(linux).iter().sum::<u64>() - ticks;
+    (exits, ticks)
+}
+
+#[test]
+fn a_timer_tick_costs_one_exit() {
+    let mut linux = Linux::boot();
+    // The same command twice, once nearly idle: what typing and echoing it costs
+    // (physical UART interrupts, kicks) is the same, and the difference is the ticks'.
+    let (idle_exits, idle_ticks) = interrupt_exits_and_ticks(&mut linux, 0, &busy_both("000001"));
+    let (busy_exits, busy_ticks) = interrupt_exits_and_ticks(&mut linux, 2, &busy_both("100000"));
+    let ticks = busy_ticks.saturating_sub(idle_ticks);
+    let exits = busy_exits.saturating_sub(idle_exits);
+    eprintln!("{exits} interrupt exits for {ticks} timer interrupts");
+    // The timer PPI's own exit, and none for the guest's deactivation (HW list
+    // register); an EOI maintenance exit per tick would add one. Besides, about
+    // 0.3 kick SGIs per tick reach the busy vCPUs (as before the timers were
+    // tied to HW list registers): 1.4 in all, where two exits a tick would be 2.3.
+    assert!(ticks > 100, "only {ticks} more timer interrupts");
+    assert!(
+        exits * 5 < ticks * 9,
+        "{exits} more interrupt exits for {ticks} more timer interrupts"
+    );
 }
 
 /// Waits, with `work` in front, for the `work: ready` line of its restart

@@ -10,8 +10,11 @@ use crate::say;
 
 /// Where Janus sits on QEMU's virt board (its Image is loaded at RAM + 2 MiB).
 const JANUS_IMAGE: u64 = 0x4020_0000;
-/// The physical GICv3 distributor and PL011 on the virt board.
-const PHYSICAL_GICD: u64 = 0x0800_0000;
+/// A frame of the physical GICv3 that no personality is given: the redistributor
+/// of physical CPU 2 on the virt board (0x080A_0000 + 2 x 128 KiB). The probe's own
+/// GIC frames below it (distributor, two redistributors) are Janus' emulated vGIC.
+const PHYSICAL_GICR: u64 = 0x080E_0000;
+/// The physical PL011 on the virt board.
 const PHYSICAL_UART: u64 = 0x0900_0000;
 /// Nothing is at 4 GiB on the virt board with 2 GiB of RAM.
 const UNMAPPED: u64 = 0x1_0000_0000;
@@ -120,8 +123,8 @@ pub fn run_all(ram_base: u64, ram_size: u64) {
     tally.check("read Janus memory", read(JANUS_IMAGE));
     tally.check("write Janus memory", write(JANUS_IMAGE + 0x1000));
     tally.check("execute Janus memory", execute(JANUS_IMAGE));
-    tally.check("read physical GIC", read(PHYSICAL_GICD));
-    tally.check("write physical GIC", write(PHYSICAL_GICD));
+    tally.check("read physical GIC", read(PHYSICAL_GICR));
+    tally.check("write physical GIC", write(PHYSICAL_GICR));
     tally.check("write physical UART", write(PHYSICAL_UART));
     tally.check("read physical UART", read(PHYSICAL_UART + 0x18));
     tally.check("read unmapped address", read(UNMAPPED));

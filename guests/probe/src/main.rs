@@ -1,5 +1,6 @@
 //! The probe: a bare-metal EL1 guest that prints through Janus' console
-//! hypercall, attacks the isolation Janus promises, and measures trap costs.
+//! hypercall, attacks the isolation Janus promises, checks its timers, and
+//! measures trap costs.
 //! What it does after starting is chosen by `probe.after=` on its command line.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
@@ -10,6 +11,8 @@ mod attacks;
 mod hvc;
 #[cfg(target_os = "none")]
 mod probe;
+#[cfg(target_os = "none")]
+mod timer;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

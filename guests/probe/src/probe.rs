@@ -39,6 +39,7 @@ global_asm!(
     STACK_SIZE = const STACK_SIZE,
     RUST_START = sym rust_start,
     UNEXPECTED = sym unexpected,
+    IRQ = sym crate::timer::irq,
 );
 
 unsafe extern "C" {
@@ -135,6 +136,14 @@ pub fn counter() -> (u64, u64) {
     (count, frequency)
 }
 
+/// The physical counter (not offset by Janus; EL1 may read it).
+pub fn physical_counter() -> u64 {
+    let count: u64;
+    // SAFETY: reading the physical counter has no side effects.
+    unsafe { asm!("isb", "mrs {c}, cntpct_el0", c = out(reg) count, options(nomem, nostack)) };
+    count
+}
+
 fn delay_ms(ms: u64) {
     let (start, frequency) = counter();
     let ticks = frequency / 1000 * ms;
@@ -180,7 +189,20 @@ fn boot_vcpu(dtb: u64) -> ! {
         version >> 16,
         version & 0xffff
     );
+    // Each start's virtual clock begins near zero (Janus sets CNTVOFF_EL2 when
+    // it starts the personality); the physical counter runs on from the board's.
+    let (virtual_count, frequency) = counter();
+    let physical_count = physical_counter();
+    say!(
+        "clock at start: virtual {} ms, physical {} ms",
+        virtual_count / (frequency / 1000).max(1),
+        physical_count / (frequency / 1000).max(1)
+    );
     let mode = arg("probe.after").unwrap_or("idle");
+    if mode == "timer" {
+        crate::timer::run();
+        halt();
+    }
     if mode == "bench" {
         crate::attacks::bench();
         hvc(hvc::PSCI_SYSTEM_OFF, 0, 0, 0);
@@ -208,6 +230,9 @@ fn boot_vcpu(dtb: u64) -> ! {
             say!("SYSTEM_OFF returned");
         }
         "reset" => {
+            // `probe.reset_delay_ms=N`: run N ms before resetting.
+            let delay = arg("probe.reset_delay_ms").and_then(|text| text.parse().ok());
+            delay_ms(delay.unwrap_or(0));
             say!("resetting");
             hvc(hvc::PSCI_SYSTEM_RESET, 0, 0, 0);
             say!("SYSTEM_RESET returned");

@@ -1,5 +1,6 @@
-//! The emulated devices of a Linux personality (virtual GICv3 and SBSA UART),
-//! and which guest address reaches which.
+//! The emulated devices of a personality (a virtual GICv3 with its timer PPIs
+//! tied to the physical ones; for Linux also an SBSA UART), and which guest
+//! address reaches which.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -10,13 +11,16 @@ use alloc::boxed::Box;
 use crate::dev::vgic::{GicFrame, Vgic, VgicError, VirtualGic};
 use crate::dev::{DevError, MmioDevice, Width};
 use crate::vm::devicetree::layout::{
-    GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE, UART_SPI,
+    GICD_BASE, GICD_SIZE, GICR_BASE, TIMER_PHYS_PPI, TIMER_VIRT_PPI, UART_BASE, UART_SIZE, UART_SPI,
 };
 
 /// SPIs the virtual distributor implements (INTIDs 32-63: one ITLinesNumber group).
 pub const SPIS: u32 = 32;
 /// INTID of the UART's SPI.
 pub const UART_INTID: u32 = 32 + UART_SPI;
+/// INTIDs of the EL1 virtual and physical timers' PPIs, each tied to the physical
+/// PPI of the same number on the vCPU's physical CPU.
+pub const TIMER_INTIDS: [u32; 2] = [16 + TIMER_VIRT_PPI, 16 + TIMER_PHYS_PPI];
 
 /// Which device a guest address belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,13 +37,14 @@ pub struct Effects {
     pub output: Vec<u8>,
 }
 
-/// A Linux personality's devices; behind the personality's lock.
+/// A personality's devices; behind the personality's lock.
 #[derive(Debug)]
 pub struct Devices {
     /// The virtual interrupt controller (a GICv3 model today).
     pub vgic: Box<dyn VirtualGic>,
-    /// The virtual UART (ttyAMA0).
-    pub uart: SbsaUart,
+    /// The virtual UART (ttyAMA0) of a Linux personality; bare-metal ones print
+    /// through the console hypercall.
+    pub uart: Option<SbsaUart>,
     /// Typed bytes waiting for room in the UART's receive FIFO: the physical
     /// console delivers faster than a 32-byte FIFO drains, and a real UART's
     /// flow control is not there to hold them back.
@@ -50,14 +55,29 @@ pub struct Devices {
 pub const INPUT_QUEUE_BYTES: usize = 4096;
 
 impl Devices {
-    /// Devices for a personality with `vcpus` vCPUs.
+    /// Devices for a Linux personality with `vcpus` vCPUs: the vGIC and the UART.
     ///
     /// # Errors
     /// When the vGIC cannot have that many vCPUs.
     pub fn new(vcpus: usize) -> Result<Devices, VgicError> {
+        let mut devices = Self::interrupts_only(vcpus)?;
+        devices.uart = Some(SbsaUart::new());
+        Ok(devices)
+    }
+
+    /// Devices for a bare-metal personality: the vGIC (for its timers' interrupts)
+    /// and nothing else.
+    ///
+    /// # Errors
+    /// When the vGIC cannot have that many vCPUs.
+    pub fn interrupts_only(vcpus: usize) -> Result<Devices, VgicError> {
+        let mut vgic = Vgic::new(vcpus, SPIS)?;
+        for intid in TIMER_INTIDS {
+            vgic.tie_to_physical(intid, intid)?;
+        }
         Ok(Devices {
-            vgic: Box::new(Vgic::new(vcpus, SPIS)?),
-            uart: SbsaUart::new(),
+            vgic: Box::new(vgic),
+            uart: None,
             input: VecDeque::new(),
         })
     }
@@ -70,6 +90,7 @@ impl Devices {
         if let Some(offset) = inside(GICR_BASE, self.vgic.frame_bytes(GicFrame::Redistributors)) {
             return Some((Window::Redistributors, offset));
         }
+        self.uart.as_ref()?;
         inside(UART_BASE, UART_SIZE).map(|offset| (Window::Uart, offset))
     }
 
@@ -111,11 +132,13 @@ impl Devices {
                 .vgic
                 .write(GicFrame::Redistributors, offset, width, value)
                 .map(|()| 0),
-            (Window::Uart, None) => self.uart.read(offset, width),
-            (Window::Uart, Some(value)) => self.uart.write(offset, width, value).map(|()| 0),
+            (Window::Uart, None) => self.uart.as_mut()?.read(offset, width),
+            (Window::Uart, Some(value)) => {
+                self.uart.as_mut()?.write(offset, width, value).map(|()| 0)
+            }
         };
-        if window == Window::Uart {
-            effects.output.extend(self.uart.take_output());
+        if let (Window::Uart, Some(uart)) = (window, self.uart.as_mut()) {
+            effects.output.extend(uart.take_output());
             self.refill_input();
             self.update_uart_line();
         }
@@ -123,8 +146,12 @@ impl Devices {
     }
 
     /// Feeds typed bytes to the UART, queueing what its FIFO cannot take yet;
-    /// returns how many were accepted (the rest is dropped: the queue is full).
+    /// returns how many were accepted (the rest is dropped: the queue is full,
+    /// or there is no UART).
     pub fn input(&mut self, bytes: &[u8]) -> usize {
+        if self.uart.is_none() {
+            return 0;
+        }
         let room = INPUT_QUEUE_BYTES.saturating_sub(self.input.len());
         let accepted = bytes.len().min(room);
         self.input.extend(bytes.iter().take(accepted));
@@ -135,8 +162,11 @@ impl Devices {
 
     /// Moves queued input into the UART's receive FIFO as far as it has room.
     fn refill_input(&mut self) {
+        let Some(uart) = self.uart.as_mut() else {
+            return;
+        };
         while let Some(&byte) = self.input.front() {
-            if self.uart.push_input(&[byte]) == 0 {
+            if uart.push_input(&[byte]) == 0 {
                 break;
             }
             self.input.pop_front();
@@ -145,13 +175,17 @@ impl Devices {
 
     /// Carries the UART's interrupt output to its SPI.
     fn update_uart_line(&mut self) {
-        let _ = self.vgic.set_level(UART_INTID, None, self.uart.irq_level());
+        if let Some(uart) = &self.uart {
+            let _ = self.vgic.set_level(UART_INTID, None, uart.irq_level());
+        }
     }
 
     /// Back to power-on state (the personality reboots).
     pub fn reset(&mut self) {
         self.vgic.reset();
-        self.uart.reset();
+        if let Some(uart) = self.uart.as_mut() {
+            uart.reset();
+        }
         self.input.clear();
     }
 }
@@ -193,9 +227,24 @@ mod tests {
         // Unmask RX (UARTIMSC bit 4), then type.
         devices.access(0x0900_0038, Width::Word, Some(1 << 4), &mut effects);
         assert_eq!(devices.input(b"ab"), 2);
-        assert!(devices.uart.irq_level());
+        assert!(devices.uart.as_ref().is_some_and(SbsaUart::irq_level));
         let read = devices.access(0x0900_0000, Width::Word, None, &mut effects);
         assert_eq!(read, Some(Ok(u64::from(b'a'))));
+    }
+
+    #[test]
+    fn a_bare_metal_personality_has_the_gic_but_no_uart() {
+        let mut devices = Devices::interrupts_only(2).unwrap();
+        assert!(devices.is_interrupt_controller(0x0800_0000));
+        assert!(devices.claims(0x080A_0000 + 0x3_0000));
+        assert!(!devices.claims(0x0900_0000));
+        let mut effects = Effects::default();
+        assert_eq!(
+            devices.access(0x0900_0000, Width::Word, Some(1), &mut effects),
+            None
+        );
+        assert_eq!(devices.input(b"ab"), 0);
+        devices.reset();
     }
 
     #[test]

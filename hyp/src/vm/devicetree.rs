@@ -47,8 +47,16 @@ pub mod layout {
     pub const UART_SIZE: u64 = 0x1000;
     /// The UART's SPI number (INTID 32 + 1), as on the virt board.
     pub const UART_SPI: u32 = 1;
+    /// Secure physical timer PPI number (INTID 16 + 13 = 29): described, as on
+    /// the virt board, but never raised (there is no secure state).
+    pub const TIMER_SECURE_PPI: u32 = 13;
+    /// EL1 physical timer PPI number (INTID 16 + 14 = 30).
+    pub const TIMER_PHYS_PPI: u32 = 14;
     /// Virtual timer PPI number (INTID 16 + 11 = 27).
     pub const TIMER_VIRT_PPI: u32 = 11;
+    /// EL2 physical timer PPI number (INTID 16 + 10 = 26): described, never
+    /// raised (guests run at EL1).
+    pub const TIMER_HYP_PPI: u32 = 10;
     /// The UART's fixed line speed, which Linux' sbsa-uart driver requires.
     pub const UART_BAUD: u32 = 115_200;
 }
@@ -154,16 +162,16 @@ fn devices(fdt: &mut FdtWriter, tree: &GuestTree<'_>) -> FdtWriterResult<()> {
         "interrupts",
         &[
             GIC_PPI,
-            13,
+            TIMER_SECURE_PPI,
             flags,
             GIC_PPI,
-            14,
+            TIMER_PHYS_PPI,
             flags,
             GIC_PPI,
             TIMER_VIRT_PPI,
             flags,
             GIC_PPI,
-            10,
+            TIMER_HYP_PPI,
             flags,
         ],
     )?;
@@ -281,7 +289,9 @@ mod tests {
             .property("interrupts")
             .expect("timer interrupts")
             .value;
-        // Third specifier: the virtual timer, PPI 11, level high, CPUs 0-1.
+        // Second specifier: the EL1 physical timer, PPI 14; third: the virtual
+        // timer, PPI 11; both level high, CPUs 0-1.
+        assert_eq!(&cells[12..24], &[0, 0, 0, 1, 0, 0, 0, 14, 0, 0, 3, 4]);
         assert_eq!(&cells[24..36], &[0, 0, 0, 1, 0, 0, 0, 11, 0, 0, 3, 4]);
         let uart = fdt.find_compatible(&["arm,sbsa-uart"]).expect("uart");
         let base = uart

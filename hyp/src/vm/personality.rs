@@ -57,7 +57,8 @@ pub struct Personality {
     state: AtomicU8,
     /// Console output not yet ended by a newline.
     pub console: Mutex<Vec<u8>>,
-    /// Emulated devices (Linux personalities only).
+    /// Emulated devices: the vGIC of every personality made at boot, and a Linux
+    /// personality's UART (`None` only in tests).
     pub devices: Option<Mutex<Devices>>,
     /// The rate limits of the reports it makes Janus print; made at its first
     /// report, when the console's clock is known.

@@ -217,12 +217,14 @@ fn primary(dtb: u64) -> ! {
         for (vcpu, &pcpu) in pcpus.iter().enumerate() {
             assignments[pcpu] = Some((index, vcpu));
         }
+        // Every personality gets a vGIC, for its timers' interrupts at least.
         let devices = match config.kind {
-            GuestKind::Linux => match Devices::new(pcpus.len()) {
-                Ok(devices) => Some(devices),
-                Err(error) => stop_boot(format_args!("{}: virtual GIC: {error:?}", config.name)),
-            },
-            GuestKind::BareMetal => None,
+            GuestKind::Linux => Devices::new(pcpus.len()),
+            GuestKind::BareMetal => Devices::interrupts_only(pcpus.len()),
+        };
+        let devices = match devices {
+            Ok(devices) => Some(devices),
+            Err(error) => stop_boot(format_args!("{}: virtual GIC: {error:?}", config.name)),
         };
         let vm = Personality::new(index, config.name, config.kind, base, size, &pcpus, devices);
         let ram = build_stage2(&vm);

@@ -1,5 +1,5 @@
 //! A vCPU's EL1 state beyond its general registers: EL1 system registers,
-//! SP_EL0/SP_EL1, the virtual timer and FP/SIMD.
+//! SP_EL0/SP_EL1, the EL1 virtual and physical timers and FP/SIMD.
 //!
 //! Janus runs at EL2 with soft-float code and never touches any of this while a
 //! vCPU runs, so it stays in the CPU across exits (as in KVM's VHE mode) and is
@@ -89,12 +89,17 @@ el1_context! {
     mdscr_el1 => "mdscr_el1",
     csselr_el1 => "csselr_el1",
     cntkctl_el1 => "cntkctl_el1",
-    cntv_ctl_el0 => "cntv_ctl_el0",
+    // Each timer's compare value before its control register, so that enabling a
+    // restored timer never compares against the previous vCPU's value.
     cntv_cval_el0 => "cntv_cval_el0",
+    cntv_ctl_el0 => "cntv_ctl_el0",
+    cntp_cval_el0 => "cntp_cval_el0",
+    cntp_ctl_el0 => "cntp_ctl_el0",
 }
 
 impl El1Context {
-    /// The EL1 state of a CPU coming out of reset: MMU, caches and timer off.
+    /// The EL1 state of a CPU coming out of reset: MMU, caches and both timers off
+    /// (CNTx_CTL_EL0.ENABLE = 0), so a restarted personality inherits no running timer.
     pub fn reset_state() -> El1Context {
         El1Context {
             sctlr_el1: SCTLR_EL1_RESET,

@@ -9,6 +9,7 @@ pub mod exception;
 pub mod firmware;
 pub mod gic;
 pub mod heap;
+pub mod hyp_timer;
 pub mod ich;
 pub mod key;
 pub mod memory;
@@ -18,6 +19,7 @@ pub mod run;
 pub mod timer;
 pub mod uart;
 pub mod vectors;
+pub mod vgic_sync;
 
 /// The boot device tree at `address`.
 ///

@@ -16,7 +16,8 @@ use super::boot;
 use super::context::El1Context;
 use super::exception::halt;
 use super::vectors::{enter_guest, ExitKind};
-use super::{firmware, gic, ich, key, memory, percpu, timer, uart};
+use super::vgic_sync::{involves_vgic_state, kick_vcpus, sample_timers, settle_vgic, update_vgic};
+use super::{firmware, gic, hyp_timer, ich, key, memory, percpu, timer, uart};
 use crate::console::ratelimit::{Cause, CAUSES};
 use crate::trap::dispatch::{self, Action, Services, INSTRUCTION_BYTES};
 use crate::trap::esr;
@@ -139,6 +140,10 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
     let action = if kind == ExitKind::Sync as u64 {
         let exit = esr::decode(syndrome, FAR_EL2.get(), HPFAR_EL2.get());
         involves_vgic = involves_vgic_state(vm, &exit);
+        if involves_vgic {
+            // A read of the pending state must see the timers as they are now.
+            sample_timers(vm, cpu.vcpu);
+        }
         if matches!(exit, esr::Exit::Wfx { wfe: false }) {
             // Whether the vCPU may sleep depends on what its list registers
             // hold now; afterwards an interrupt that woke it exits on its own.
@@ -186,111 +191,30 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
     }
 }
 
-/// Whether an exit's handling needs the vGIC model and the list registers in
-/// step afterwards: an access to the emulated distributor or redistributors
-/// (whose answers come from the model, so a guest polling one must see what
-/// its list registers did) or a trapped GIC system register. WFI brings them
-/// in step before it is handled; other exits only reach the vGIC through a
-/// device changing a line, which `settle_vgic` sees.
-fn involves_vgic_state(vm: &Personality, exit: &esr::Exit) -> bool {
-    match exit {
-        esr::Exit::Mmio(access) => vm
-            .devices
-            .as_ref()
-            .is_some_and(|devices| devices.lock().is_interrupt_controller(access.ipa)),
-        esr::Exit::SysReg(_) => true,
-        _ => false,
-    }
-}
-
-/// Brings this CPU's list registers and the vGIC model up to date for vCPU
-/// `vcpu` of `vm` (what the guest acknowledged and deactivated comes back,
-/// what became pending goes in), and interrupts the other vCPUs whose list
-/// registers are now out of date.
-fn update_vgic(vm: &Personality, vcpu: usize) {
-    let Some(devices) = &vm.devices else {
-        return;
-    };
-    let mut lrs = [0u64; ich::MAX_LRS];
-    let count = ich::lr_count();
-    let Some(lrs) = lrs.get_mut(..count) else {
-        return;
-    };
-    ich::current_lrs(lrs);
-    let mut now = [0u64; ich::MAX_LRS];
-    let Some(now) = now.get_mut(..count) else {
-        return;
-    };
-    now.copy_from_slice(lrs);
-    let mut guard = devices.lock();
-    guard.vgic.sync(vcpu, lrs);
-    let more = guard.vgic.flush(vcpu, lrs, count);
-    let kicks = guard.vgic.take_kicks();
-    drop(guard);
-    ich::store_lrs(now, lrs);
-    ich::set_control(more);
-    kick_vcpus(vm, kicks & !(1 << vcpu));
-}
-
-/// After an exit that did not involve the interrupt controller: brings the
-/// list registers up to date only when the vGIC model changed something for
-/// this vCPU (a device raised or lowered a line, say), and sends the kicks
-/// other vCPUs are owed. Most exits (console output, a trapped register)
-/// touch no list register this way.
-fn settle_vgic(vm: &Personality, vcpu: usize) {
-    let Some(devices) = &vm.devices else {
-        return;
-    };
-    let mut guard = devices.lock();
-    let stale = guard.vgic.stale();
-    if stale & (1 << vcpu) != 0 {
-        drop(guard);
-        update_vgic(vm, vcpu);
-        return;
-    }
-    let kicks = guard.vgic.take_kicks();
-    drop(guard);
-    kick_vcpus(vm, kicks);
-}
-
-/// Sends the kick SGI to the physical CPUs of the vCPUs in `mask`.
-fn kick_vcpus(vm: &Personality, mask: u64) {
-    for (index, slot) in vm.vcpus.iter().enumerate() {
-        if mask & (1 << index) != 0 {
-            Hardware.kick(slot.pcpu);
-        }
-    }
-}
-
 /// Acts on every pending physical interrupt. `current` is the vCPU this CPU
 /// was running, if any.
 fn handle_interrupts(current: Option<(&Personality, usize)>) {
     gic::handle_pending(|intid| match intid {
-        gic::VIRTUAL_TIMER_INTID => {
-            // The guest's virtual timer fired: mask it (the guest unmasks it
-            // when it programs the next event, as Linux does in its handler)
-            // and give the guest its virtual interrupt, as Xen does.
-            mask_virtual_timer();
-            if let Some((vm, vcpu)) = current {
-                if let Some(devices) = &vm.devices {
-                    let _ = devices.lock().vgic.raise_edge(intid, Some(vcpu));
-                }
-            }
-        }
+        gic::VIRTUAL_TIMER_INTID | gic::PHYSICAL_TIMER_INTID => forward_timer(intid, current),
         // Level-sensitive: drain the UART before the interrupt ends, or it
         // is still asserted and comes straight back.
-        intid if intid == gic::spi_intid(CONSOLE_UART_SPI) => console_input(),
+        intid if intid == gic::spi_intid(CONSOLE_UART_SPI) => {
+            console_input();
+            gic::Completion::Done
+        }
         // The hardware key: a press moves the console to the next personality.
         intid if key::is_key_interrupt(intid) && key::take_press() => {
             crate::console::next_foreground();
+            gic::Completion::Done
         }
         // Something on the console has waited long enough.
-        timer::HYP_TIMER_INTID => {
-            timer::disarm();
+        hyp_timer::HYP_TIMER_INTID => {
+            hyp_timer::disarm();
             crate::console::tick();
             for vm in boot::personalities() {
                 crate::console::report_due(&vm.reports, &vm.name);
             }
+            gic::Completion::Done
         }
         gic::MAINTENANCE_INTID => {
             // Level-sensitive: it stays asserted until the list registers no
@@ -300,29 +224,35 @@ fn handle_interrupts(current: Option<(&Personality, usize)>) {
                 Some((vm, vcpu)) => update_vgic(vm, vcpu),
                 None => ich::disable(),
             }
+            gic::Completion::Done
         }
         // The kick SGI needs nothing beyond the exit it caused: the caller
         // looks at the vCPU and the vGIC again.
-        _ => {}
+        _ => gic::Completion::Done,
     });
+}
+
+/// One of the guest's timers fired (its output is high): the vGIC takes the
+/// physical PPI, which stays active until the guest deactivates the virtual
+/// one through its HW list register (as KVM does), so the guest's CNTx_CTL_EL0
+/// keeps exactly what it wrote. With no vCPU here (it just stopped), the timers
+/// are turned off and the interrupt ends.
+fn forward_timer(intid: u32, current: Option<(&Personality, usize)>) -> gic::Completion {
+    let taken = current.is_some_and(|(vm, vcpu)| {
+        vm.devices
+            .as_ref()
+            .is_some_and(|devices| devices.lock().vgic.take_physical(intid, vcpu).is_ok())
+    });
+    if taken {
+        gic::Completion::Forwarded
+    } else {
+        timer::stop();
+        gic::Completion::Done
+    }
 }
 
 /// The physical console UART's SPI on the virt board.
 pub const CONSOLE_UART_SPI: u32 = 1;
-
-fn mask_virtual_timer() {
-    // CNTV_CTL_EL0.IMASK is bit 1.
-    // SAFETY: only the guest's virtual timer interrupt mask changes.
-    unsafe {
-        asm!(
-            "mrs {ctl}, cntv_ctl_el0",
-            "orr {ctl}, {ctl}, #2",
-            "msr cntv_ctl_el0, {ctl}",
-            ctl = out(reg) _,
-            options(nomem, nostack),
-        );
-    }
-}
 
 /// Typed keys: hotkeys act here, the rest goes to the foreground personality's UART.
 fn console_input() {
@@ -415,6 +345,9 @@ fn leave_vcpu(vm: Option<&'static Personality>, vcpu: usize) {
     if let Some(slot) = vm.vcpus.get(vcpu) {
         slot.set_running(false);
     }
+    // Its timers stop with it, and their physical PPIs, which the vGIC or a list
+    // register may hold active, are deactivated: nothing else would end them.
+    timer::release();
     // No vCPU: no virtual CPU interface, and no maintenance interrupts from it.
     ich::disable();
     if vm.state() == VmState::Resetting {
@@ -515,14 +448,18 @@ fn load_vcpu(vm: &Personality, vcpu: usize) {
     let midr = MIDR_EL1.get();
     // SAFETY: VPIDR_EL2 only changes what the guest reads as MIDR_EL1.
     unsafe { asm!("msr vpidr_el2, {midr}", midr = in(reg) midr, options(nomem, nostack)) };
-    // EL1 may read the physical counter; the physical timer is Janus' (guests use the virtual one).
-    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET);
+    // EL1 reads the physical counter and uses the EL1 physical timer directly: Janus
+    // never uses that timer, and this CPU runs only this vCPU (its state is reset
+    // below and at every stop, `timer::release`).
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
     CNTVOFF_EL2.set(image.cntvoff.load(core::sync::atomic::Ordering::Relaxed));
     // SAFETY: CPTR_EL2 only controls traps of FP/SIMD and trace from lower ELs.
     unsafe {
         asm!("msr cptr_el2, {value}", value = in(reg) CPTR_EL2_NO_TRAPS, options(nomem, nostack))
     };
     El1Context::reset_state().restore();
+    // Both timers are off now; an activation left from before is stale.
+    timer::release();
     ich::reset();
     // The new VMID's translations may be stale from an earlier run of this
     // personality (before a reset): drop them.

@@ -1,39 +1,63 @@
-//! Janus' own timer: the EL2 physical timer (CNTHP_*_EL2, PPI 10, INTID 26),
-//! which wakes the console when a Janus line, held guest bytes or a summary
-//! of suppressed reports has waited long enough.
-//!
-//! Each CPU has its own; `wake_at` arms the one of the CPU that asks, and the
-//! CPU it fires on does whatever is due for everyone (`run.rs`), so several
-//! CPUs arming for the same deadline cost at most a spurious tick each.
+//! The guest's EL1 timers as Janus sees them: the virtual timer (CNTV_*) and the
+//! physical one (CNTP_*, which EL1 reaches directly: CNTHCTL_EL2.EL1PCEN), both the
+//! vCPU's own on its pinned physical CPU. Janus never writes them while the vCPU runs;
+//! it reads their output to drive the timer PPIs' lines in the vGIC, and turns them
+//! off when the vCPU stops.
 
-use core::arch::asm;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{Readable, Writeable, CNTP_CTL_EL0, CNTV_CTL_EL0};
 
-use aarch64_cpu::registers::{Readable, Writeable, CNTHP_CTL_EL2};
+use super::gic;
+use crate::dev::vgic::VirtualGic;
 
-/// The EL2 physical timer's interrupt (PPI 10 in the Arm generic timer's
-/// binding, as QEMU virt's device tree lists it).
-pub const HYP_TIMER_INTID: u32 = 26;
-
-/// Asks for the timer interrupt on this CPU at counter value `deadline`, or
-/// earlier if it is already armed for earlier.
-pub fn wake_at(deadline: u64) {
-    let control = CNTHP_CTL_EL2.extract();
-    if control.is_set(CNTHP_CTL_EL2::ENABLE) && !control.is_set(CNTHP_CTL_EL2::IMASK) {
-        let armed: u64;
-        // SAFETY: reading the EL2 timer's compare value has no side effects.
-        unsafe { asm!("mrs {v}, cnthp_cval_el2", v = out(reg) armed, options(nomem, nostack)) };
-        if armed <= deadline {
-            return;
-        }
-    }
-    // SAFETY: the EL2 physical timer is Janus' alone (no guest can reach EL2
-    // registers); setting its compare value only decides when it interrupts.
-    unsafe { asm!("msr cnthp_cval_el2, {v}", v = in(reg) deadline, options(nomem, nostack)) };
-    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
+/// Whether a timer asserts its interrupt, from its CNTx_CTL_EL0 value: enabled, its
+/// condition met, and not masked (Arm ARM D12.8, "The Generic Timer": "the timer
+/// output signal is asserted ... ENABLE is 1, ISTATUS is 1 and IMASK is 0").
+fn asserted(enabled: bool, status: bool, masked: bool) -> bool {
+    enabled && status && !masked
 }
 
-/// Turns this CPU's timer off after it fired, so that its level interrupt
-/// falls; whoever handles what is due arms it again if more waits.
-pub fn disarm() {
-    CNTHP_CTL_EL2.set(0);
+/// The virtual timer's output on this CPU.
+pub fn virtual_output() -> bool {
+    let ctl = CNTV_CTL_EL0.extract();
+    asserted(
+        ctl.is_set(CNTV_CTL_EL0::ENABLE),
+        ctl.is_set(CNTV_CTL_EL0::ISTATUS),
+        ctl.is_set(CNTV_CTL_EL0::IMASK),
+    )
+}
+
+/// The physical timer's output on this CPU.
+pub fn physical_output() -> bool {
+    let ctl = CNTP_CTL_EL0.extract();
+    asserted(
+        ctl.is_set(CNTP_CTL_EL0::ENABLE),
+        ctl.is_set(CNTP_CTL_EL0::ISTATUS),
+        ctl.is_set(CNTP_CTL_EL0::IMASK),
+    )
+}
+
+/// Drives `vcpu`'s timer PPIs in `vgic` with the outputs of this CPU's timers. Call
+/// only on the vCPU's own physical CPU, while its EL1 state is loaded.
+pub fn sample(vgic: &mut dyn VirtualGic, vcpu: usize) {
+    let _ = vgic.set_level(gic::VIRTUAL_TIMER_INTID, Some(vcpu), virtual_output());
+    let _ = vgic.set_level(gic::PHYSICAL_TIMER_INTID, Some(vcpu), physical_output());
+}
+
+/// Turns both timers off (ENABLE = 0), so that a CPU whose vCPU has stopped takes no
+/// more timer interrupts; the vCPU's next start loads a reset EL1 state anyway.
+pub fn stop() {
+    CNTV_CTL_EL0.set(0);
+    CNTP_CTL_EL0.set(0);
+    barrier::isb(barrier::SY);
+}
+
+/// Stops both timers and deactivates their physical PPIs on this CPU: the vCPU that
+/// had them is gone (stopped, or its personality resetting), so no list register will
+/// ever deactivate them and the next vCPU's timers could not fire otherwise.
+pub fn release() {
+    stop();
+    for intid in gic::TIMER_INTIDS {
+        gic::deactivate(intid);
+    }
 }

@@ -4,7 +4,7 @@ use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 use platform::drivers::pl011::Pl011;
 use spin::Mutex;
 
-use super::timer;
+use super::hyp_timer;
 
 /// The board's PL011. Set once at boot; then every CPU writes through it (console
 /// lines) and the CPU that takes its interrupt reads it, under this lock. Lock
@@ -24,7 +24,7 @@ pub unsafe fn install(base: u64) {
         write: write_bytes,
         now: || CNTPCT_EL0.get(),
         frequency: CNTFRQ_EL0.get(),
-        wake_at: timer::wake_at,
+        wake_at: hyp_timer::wake_at,
     });
 }
 

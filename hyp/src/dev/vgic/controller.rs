@@ -44,11 +44,20 @@ pub trait VirtualGic: core::fmt::Debug + Send {
     /// # Errors
     /// A `VgicError` for an INTID or vCPU the model lacks.
     fn set_level(&mut self, intid: u32, vcpu: Option<usize>, level: bool) -> Result<(), VgicError>;
-    /// Pends an interrupt once (the virtual timer, an SGI).
+    /// Pends an interrupt once (an SGI, a one-shot event).
     ///
     /// # Errors
     /// A `VgicError` for an INTID or vCPU the model lacks.
     fn raise_edge(&mut self, intid: u32, vcpu: Option<usize>) -> Result<(), VgicError>;
+    /// Janus acknowledged the physical interrupt tied to PPI `intid` of `vcpu` (a timer)
+    /// and left it active for the guest to end.
+    ///
+    /// # Errors
+    /// A `VgicError` when the model has no such tie; the caller deactivates it then.
+    fn take_physical(&mut self, intid: u32, vcpu: usize) -> Result<(), VgicError>;
+    /// The physical PPIs (bit `n` for INTID `n`) Janus must deactivate on `vcpu`'s
+    /// physical CPU after a `flush`.
+    fn take_deactivations(&mut self, vcpu: usize) -> u32;
     /// A trapped write to the SGI-generation system register (GICv3
     /// ICC_SGI1R_EL1); returns the vCPUs made pending. Models whose SGIs are
     /// written through the distributor (GICv2 GICD_SGIR) ignore it.
@@ -105,6 +114,14 @@ impl VirtualGic for Vgic {
 
     fn raise_edge(&mut self, intid: u32, vcpu: Option<usize>) -> Result<(), VgicError> {
         Vgic::raise_edge(self, intid, vcpu)
+    }
+
+    fn take_physical(&mut self, intid: u32, vcpu: usize) -> Result<(), VgicError> {
+        Vgic::take_physical(self, intid, vcpu)
+    }
+
+    fn take_deactivations(&mut self, vcpu: usize) -> u32 {
+        Vgic::take_deactivations(self, vcpu)
     }
 
     fn sgi_register_write(&mut self, sender: usize, value: u64) -> u64 {

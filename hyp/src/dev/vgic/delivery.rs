@@ -7,6 +7,14 @@
 //! what the guest did, and a list register the guest deactivated becomes free again.
 //! Level-sensitive interrupts are listed with the EOI bit so that deactivating one exits
 //! to Janus, which lists it again at once if its line is still high.
+//!
+//! An interrupt tied to a physical one (the timer PPIs, `IrqState::physical`) is listed
+//! with HW = 1 instead: Janus leaves the physical interrupt active when it forwards it,
+//! the guest's deactivation deactivates it in hardware with no exit, and a timer still
+//! asserted then fires again. Its line is the timer's output, sampled by the caller
+//! before each `sync` and before each read of the guest's pending state; one listed but
+//! not yet taken whose line has fallen is taken back, and the physical interrupts Janus
+//! must deactivate itself come out of [`Vgic::take_deactivations`].
 
 use super::lr::{ListRegister, LrState};
 use super::state::{Bank, IrqState, Listed, Trigger, FIRST_SPI, PRIVATE_COUNT};
@@ -32,6 +40,7 @@ impl Vgic {
         for slot in lrs.iter_mut() {
             *slot = self.refresh(vcpu, *slot);
         }
+        self.release_physical(vcpu);
         for slot in lrs.iter_mut() {
             if ListRegister::is_in_use(*slot) {
                 continue;
@@ -59,10 +68,13 @@ impl Vgic {
             let Some(mut listed) = irq.listed.filter(|listed| listed.vcpu == vcpu) else {
                 continue;
             };
+            let physical = irq.physical;
             let found = lrs
                 .iter()
                 .map(|&value| ListRegister::decode(value))
-                .find(|lr| lr.intid == intid && !lr.hardware && lr.state != LrState::Invalid);
+                .find(|lr| {
+                    lr.intid == intid && lr.physical == physical && lr.state != LrState::Invalid
+                });
             irq.listed = found.map(|lr| {
                 listed.state = lr.state;
                 // Acknowledged: the pend the latch gave has been consumed.
@@ -94,8 +106,7 @@ impl Vgic {
     }
 
     /// Whether interrupt `intid` (of `vcpu` for an SGI or PPI) is pending or active
-    /// anywhere, in the model or in a list register as of the last `sync`. The virtual
-    /// timer uses this to learn when the guest has handled its interrupt.
+    /// anywhere, in the model or in a list register as of the last `sync`.
     ///
     /// # Errors
     /// `NoSuchVcpu` or `NoSuchIntid`.
@@ -136,29 +147,53 @@ impl Vgic {
     }
 
     /// Moves interrupt `intid`'s pending (and any active) state into a list register of
-    /// `vcpu`, returning the register's value.
+    /// `vcpu`, returning the register's value. An interrupt tied to a physical one hands
+    /// the physical interrupt's active state to the list register; if it is also active
+    /// in the model it is listed active only, and its pending state waits.
     fn list(&mut self, vcpu: usize, bank: Bank, intid: u32) -> u64 {
         let Some(irq) = self.irqs.get_mut(bank, intid) else {
             return ListRegister::FREE;
         };
-        let state = LrState::from_flags(true, irq.active);
+        let pending = !irq.active || irq.pending_may_join_active();
+        let state = LrState::from_flags(pending, irq.active);
         irq.listed = Some(Listed {
             vcpu,
             state,
-            latched: irq.latch,
+            latched: pending && irq.latch,
             drop_pending: false,
             drop_active: false,
         });
-        irq.latch = false;
+        if pending {
+            irq.latch = false;
+        }
         irq.active = false;
+        irq.holds_physical = false;
         encode(intid, irq, state)
+    }
+
+    /// Deactivates (through [`Vgic::take_deactivations`]) the physical interrupts Janus
+    /// holds active for `vcpu`'s tied PPIs whose line has fallen and which no list
+    /// register holds: nothing else would ever end them, and the timer could not fire
+    /// again. One whose line is still high stays active until it can be listed (the guest
+    /// disabled it, say), so that it does not fire at Janus over and over meanwhile.
+    fn release_physical(&mut self, vcpu: usize) {
+        let mut released = 0;
+        for (_, irq) in self.irqs.private_mut(vcpu) {
+            if irq.holds_physical && !irq.line && irq.listed.is_none() {
+                irq.holds_physical = false;
+                released |= irq.physical.map_or(0, pintid_bit);
+            }
+        }
+        if let Some(owed) = self.deactivations.get_mut(vcpu) {
+            *owed |= released;
+        }
     }
 
     /// Brings one list register of `vcpu` up to date with the model, returning its new
     /// value (`FREE` when the interrupt leaves it).
     fn refresh(&mut self, vcpu: usize, value: u64) -> u64 {
         let lr = ListRegister::decode(value);
-        if lr.state == LrState::Invalid || lr.hardware {
+        if lr.state == LrState::Invalid {
             return ListRegister::FREE;
         }
         let Some(bank) = self.irqs.bank_of(lr.intid, Some(vcpu)) else {
@@ -171,8 +206,12 @@ impl Vgic {
         let Some(irq) = self.irqs.get_mut(bank, lr.intid) else {
             return ListRegister::FREE;
         };
-        let Some(mut listed) = irq.listed.filter(|listed| listed.vcpu == vcpu) else {
-            // Not listed here as far as the model knows: stale, free it.
+        let Some(mut listed) = irq
+            .listed
+            .filter(|listed| listed.vcpu == vcpu && lr.physical == irq.physical)
+        else {
+            // Not listed here as far as the model knows (or not with this HW tie): stale,
+            // free it.
             return ListRegister::FREE;
         };
         let mut state = lr.state;
@@ -187,7 +226,7 @@ impl Vgic {
             state = state.with_active(true);
             irq.active = false;
         }
-        if irq.latch {
+        if irq.latch && (!state.is_active() || irq.pending_may_join_active()) {
             // A new edge or pend while listed: merged, as the GIC would (edges coalesce).
             state = state.with_pending(true);
             listed.latched = true;
@@ -204,6 +243,11 @@ impl Vgic {
             state = LrState::Invalid;
         }
         if state == LrState::Invalid {
+            // Taken back (or its active state cleared by GICD_ICACTIVER) before the
+            // guest deactivated it: a HW list register held the physical interrupt's
+            // active state, which is the model's again, to deactivate
+            // (`release_physical`) or list once more.
+            irq.holds_physical |= irq.physical.is_some();
             irq.listed = None;
             let irq = *irq;
             let concerned = self.irqs.concerned(bank, &irq);
@@ -220,17 +264,24 @@ impl Vgic {
 ///
 /// EOI maintenance is asked for only while a level-sensitive interrupt's line
 /// is high: only then must its deactivation be seen, to deliver it again. A
-/// level-configured interrupt pended once (the virtual timer, which Janus
-/// masks and raises as an event; a GICD_ISPENDR write) needs no exit on EOI,
-/// which halves the exits of each timer tick.
+/// level-configured interrupt pended once (a GICD_ISPENDR write) needs no exit
+/// on EOI. An interrupt tied to a physical one is listed with HW = 1 and never
+/// asks for EOI maintenance: its deactivation needs no exit, the physical
+/// interrupt fires again if its line is still high.
 fn encode(intid: u32, irq: &IrqState, state: LrState) -> u64 {
     ListRegister {
         intid,
         priority: irq.priority,
         group1: irq.group1,
-        eoi_maintenance: irq.trigger == Trigger::Level && irq.line,
-        hardware: false,
+        eoi_maintenance: irq.physical.is_none() && irq.trigger == Trigger::Level && irq.line,
+        physical: irq.physical,
         state,
     }
     .encode()
+}
+
+/// The bit for physical INTID `pintid` in a mask of deactivations; 0 beyond the PPIs
+/// (only PPIs are tied, see `Vgic::tie_to_physical`).
+pub(super) fn pintid_bit(pintid: u32) -> u32 {
+    1u32.checked_shl(pintid).unwrap_or(0)
 }

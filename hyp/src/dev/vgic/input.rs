@@ -43,8 +43,7 @@ impl Vgic {
         self.update(bank, intid, |irq| irq.set_line(level))
     }
 
-    /// Makes an interrupt pending once, whatever its trigger: the virtual timer's PPI 27,
-    /// an SGI, or a one-shot SPI (`vcpu` ignored for SPIs). Pends coalesce until the guest
+    /// Makes an interrupt pending once, whatever its trigger: an SGI or a one-shot SPI (`vcpu` ignored for SPIs). Pends coalesce until the guest
     /// acknowledges.
     ///
     /// # Errors
@@ -102,7 +101,7 @@ impl Vgic {
     }
 
     /// Applies `change` to one interrupt and notes the vCPUs it concerns.
-    fn update(
+    pub(super) fn update(
         &mut self,
         bank: Bank,
         intid: u32,

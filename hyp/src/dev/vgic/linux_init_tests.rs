@@ -265,7 +265,7 @@ fn level_spi_raised_while_enabled_is_flushed_into_a_list_register() {
         priority: 0xa0,
         group1: true,
         eoi_maintenance: true,
-        hardware: false,
+        physical: None,
         state: LrState::Pending,
     };
     assert_eq!(listed(&lrs), [expected]);
@@ -468,7 +468,7 @@ fn edge_arriving_while_active_becomes_pending_and_active() {
 }
 
 #[test]
-fn virtual_timer_is_in_service_until_the_guest_deactivates_it() {
+fn a_pended_ppi_is_in_service_until_the_guest_deactivates_it() {
     let mut vgic = booted();
     redist_write(&mut vgic, SGI_BASE + GICD_ISENABLER, 1 << VTIMER_PPI);
     assert_eq!(vgic.in_service(VTIMER_PPI, Some(0)), Ok(false));
@@ -476,8 +476,9 @@ fn virtual_timer_is_in_service_until_the_guest_deactivates_it() {
     assert_eq!(vgic.in_service(VTIMER_PPI, Some(0)), Ok(true));
     let mut lrs = [0; LR_COUNT];
     vgic.flush(0, &mut lrs, LR_COUNT);
-    // Level-configured (Linux's DT says so) but pended as an event, with its
-    // line low: its deactivation needs no maintenance exit; the next sync sees it.
+    // Level-configured (Linux's DT says so for the timer PPIs) but pended as an
+    // event, with its line low and not tied to a physical interrupt: its
+    // deactivation needs no maintenance exit; the next sync sees it.
     assert!(!listed(&lrs)[0].eoi_maintenance);
     guest_moves(&mut lrs, VTIMER_PPI, LrState::Invalid);
     vgic.sync(0, &mut lrs);
@@ -614,7 +615,7 @@ fn out_of_range_requests_are_refused_without_panicking() {
         priority: 0,
         group1: true,
         eoi_maintenance: false,
-        hardware: false,
+        physical: None,
         state: LrState::Pending,
     };
     let mut lrs = [unknown.encode(); LR_COUNT];

@@ -4,8 +4,10 @@
 //! and the GICv3 specification (IHI 0069, "ICH_LR<n>_EL2"): vINTID [31:0]; with HW = 0,
 //! EOI [41] asks for a maintenance interrupt when the guest deactivates the interrupt, with
 //! HW = 1 pINTID [44:32] names the physical interrupt to deactivate with it; Priority
-//! [55:48]; NMI [59]; Group [60]; HW [61]; State [63:62]. Janus never sets HW: every
-//! virtual interrupt is software-generated, so pINTID is always 0 and EOI is available.
+//! [55:48]; NMI [59]; Group [60]; HW [61]; State [63:62]. HW = 1 only for the timer PPIs,
+//! which the model ties to the physical PPI of the same number (`state::IrqState::physical`):
+//! the guest's deactivation then deactivates the physical interrupt too, which a GIC
+//! without EOI maintenance (bit 41 is part of pINTID then) signals no other way.
 
 use crate::trap::esr::Field;
 
@@ -14,6 +16,9 @@ const LR_VINTID: Field = Field::new(0, 32);
 /// ICH_LR<n>_EL2.EOI, bit [41] (when HW is 0): raise a maintenance interrupt when the
 /// guest deactivates this interrupt (ICH_EISR_EL2 then names the list register).
 const LR_EOI: Field = Field::bit(41);
+/// ICH_LR<n>_EL2.pINTID, bits [44:32] (when HW is 1): the physical interrupt the CPU
+/// interface deactivates when the guest deactivates this one.
+const LR_PINTID: Field = Field::new(32, 13);
 /// ICH_LR<n>_EL2.Priority, bits [55:48]: compared by the CPU interface against the
 /// guest's ICV_PMR_EL1 and running priority, using as many top bits as ICH_VTR_EL2.PRIbits
 /// implements.
@@ -90,10 +95,11 @@ pub struct ListRegister {
     pub priority: u8,
     /// Group 1 (true) or Group 0 (false).
     pub group1: bool,
-    /// Ask for a maintenance interrupt when the guest deactivates it (EOI bit).
+    /// Ask for a maintenance interrupt when the guest deactivates it (EOI bit; only
+    /// without `physical`, whose pINTID field overlaps it).
     pub eoi_maintenance: bool,
-    /// The HW bit: set only by someone other than this model.
-    pub hardware: bool,
+    /// HW = 1 and pINTID: the physical interrupt the guest's deactivation deactivates.
+    pub physical: Option<u32>,
     /// Invalid, pending, active or both.
     pub state: LrState,
 }
@@ -104,24 +110,30 @@ impl ListRegister {
 
     /// Decodes a raw ICH_LR<n>_EL2 value.
     pub fn decode(value: u64) -> Self {
+        let hardware = LR_HW.is_set(value);
         Self {
             // The field is 32 bits wide, so the conversion cannot fail.
             intid: u32::try_from(LR_VINTID.get(value)).unwrap_or(u32::MAX),
             priority: LR_PRIORITY.get_u8(value),
             group1: LR_GROUP.is_set(value),
-            eoi_maintenance: LR_EOI.is_set(value),
-            hardware: LR_HW.is_set(value),
+            eoi_maintenance: !hardware && LR_EOI.is_set(value),
+            // A 13-bit field always converts.
+            physical: hardware.then(|| u32::try_from(LR_PINTID.get(value)).unwrap_or(u32::MAX)),
             state: LrState::from_field(LR_STATE.get(value)),
         }
     }
 
-    /// The raw ICH_LR<n>_EL2 value; pINTID is 0.
+    /// The raw ICH_LR<n>_EL2 value. With `physical`, HW is set and the pINTID field holds
+    /// it (cut to the field's 13 bits), and the EOI bit is not there to set.
     pub fn encode(&self) -> u64 {
+        let tie = match self.physical {
+            Some(pintid) => LR_HW.place(1) | LR_PINTID.place(u64::from(pintid)),
+            None => LR_EOI.place(u64::from(self.eoi_maintenance)),
+        };
         LR_VINTID.place(u64::from(self.intid))
-            | LR_EOI.place(u64::from(self.eoi_maintenance))
+            | tie
             | LR_PRIORITY.place(u64::from(self.priority))
             | LR_GROUP.place(u64::from(self.group1))
-            | LR_HW.place(u64::from(self.hardware))
             | LR_STATE.place(self.state as u64)
     }
 
@@ -142,7 +154,7 @@ mod tests {
             priority: 0xa0,
             group1: true,
             eoi_maintenance: false,
-            hardware: false,
+            physical: None,
             state: LrState::Pending,
         };
         // State 0b01 at [63:62], Group at 60, priority 0xa0 at [55:48], vINTID 33.
@@ -156,7 +168,7 @@ mod tests {
             priority: 0,
             group1: false,
             eoi_maintenance: true,
-            hardware: false,
+            physical: None,
             state: LrState::Active,
         };
         assert_eq!(lr.encode(), 0x8000_0200_0000_001b);
@@ -175,7 +187,7 @@ mod tests {
                 priority: 0xf8,
                 group1: true,
                 eoi_maintenance: true,
-                hardware: false,
+                physical: None,
                 state,
             };
             assert_eq!(ListRegister::decode(lr.encode()), lr);
@@ -184,7 +196,40 @@ mod tests {
 
     #[test]
     fn hardware_bit_is_decoded() {
-        assert!(ListRegister::decode(1 << 61).hardware);
+        assert_eq!(ListRegister::decode(1 << 61).physical, Some(0));
+    }
+
+    #[test]
+    fn hardware_interrupt_carries_its_pintid_where_eoi_would_be() {
+        let lr = ListRegister {
+            intid: 30,
+            priority: 0xa0,
+            group1: true,
+            eoi_maintenance: false,
+            physical: Some(30),
+            state: LrState::Pending,
+        };
+        // State 0b01, Group, HW at 61, priority 0xa0, pINTID 30 at [44:32], vINTID 30.
+        assert_eq!(lr.encode(), 0x70a0_001e_0000_001e);
+        assert_eq!(ListRegister::decode(lr.encode()), lr);
+        // pINTID 0x21e has bit 41 set: read back as pINTID, not as EOI.
+        let decoded = ListRegister::decode(0x70a0_021e_0000_001e);
+        assert_eq!(decoded.physical, Some(0x21e));
+        assert!(!decoded.eoi_maintenance);
+    }
+
+    #[test]
+    fn eoi_request_is_dropped_from_a_hardware_interrupt() {
+        let lr = ListRegister {
+            intid: 27,
+            priority: 0,
+            group1: true,
+            eoi_maintenance: true,
+            physical: Some(27),
+            state: LrState::Pending,
+        };
+        assert_eq!(ListRegister::decode(lr.encode()).physical, Some(27));
+        assert!(!ListRegister::decode(lr.encode()).eoi_maintenance);
     }
 
     #[test]

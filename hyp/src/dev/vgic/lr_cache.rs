@@ -92,7 +92,7 @@ mod tests {
             priority: 0xa0,
             group1: true,
             eoi_maintenance: false,
-            hardware: false,
+            physical: None,
             state,
         }
         .encode()

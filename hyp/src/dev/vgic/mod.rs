@@ -32,13 +32,22 @@
 //!   registers carry the EOI bit) needs no handling beyond the exit itself: `sync` frees
 //!   the deactivated list registers, which also clears ICH_EISR_EL2, and `flush` refills.
 //! * Traps of ICC_SGI1R_EL1 go to [`Vgic::write_sgi1r`]; device lines to
-//!   [`Vgic::set_level`]; one-shot events (the virtual timer) to [`Vgic::raise_edge`].
+//!   [`Vgic::set_level`]; one-shot events to [`Vgic::raise_edge`].
+//! * The timer PPIs are tied to the physical PPIs of the same number
+//!   ([`Vgic::tie_to_physical`]) and listed with HW = 1. When a physical timer PPI fires,
+//!   acknowledge it, drop its priority but leave it active, and call
+//!   [`Vgic::take_physical`]. Sample each timer's output into [`Vgic::set_level`] before
+//!   every `sync` and before the guest reads its redistributor, on the vCPU's own
+//!   physical CPU. After each `flush`, deactivate (ICC_DIR_EL1) the physical PPIs that
+//!   [`Vgic::take_deactivations`] names, on that same CPU. When a vCPU stops or its VM
+//!   resets, deactivate its tied physical PPIs outright: the model no longer owns them.
 #![forbid(unsafe_code)]
 
 mod access;
 mod controller;
 mod delivery;
 mod distributor;
+mod hardware;
 mod input;
 mod irq_regs;
 pub mod lr;
@@ -47,6 +56,8 @@ mod redistributor;
 mod state;
 
 #[cfg(test)]
+mod hardware_tests;
+#[cfg(test)]
 mod linux_init_tests;
 
 use alloc::vec;
@@ -54,6 +65,7 @@ use alloc::vec::Vec;
 
 pub use controller::{GicFrame, VirtualGic};
 pub use distributor::DistributorView;
+pub use hardware::names_pintid;
 pub use redistributor::RedistributorView;
 
 use state::{vcpu_bit, IrqTable, FIRST_SPI, LAST_SPI};
@@ -79,6 +91,9 @@ pub enum VgicError {
     UnsupportedSpiCount,
     /// The vCPU index is not one of this VM's, or an SGI or PPI came without one.
     NoSuchVcpu,
+    /// Only a PPI can be tied to a physical interrupt, and only to a physical PPI; or a
+    /// physical interrupt was reported for an interrupt not tied to one.
+    NotTiedToPhysical,
     /// The INTID is not implemented in this VM, or has no input of that kind (an SGI has
     /// no line).
     NoSuchIntid,
@@ -97,6 +112,9 @@ pub struct Vgic {
     processor_sleep: Vec<bool>,
     /// vCPUs whose list registers changes have made out of date, for `take_kicks`.
     kicks: u64,
+    /// Per vCPU, the physical PPIs (bit `n` for INTID `n`) Janus must deactivate on
+    /// that vCPU's physical CPU, for `take_deactivations`.
+    deactivations: Vec<u32>,
 }
 
 impl Vgic {
@@ -119,15 +137,19 @@ impl Vgic {
             enable_grp1: false,
             processor_sleep: vec![true; vcpus],
             kicks: 0,
+            deactivations: vec![0; vcpus],
         })
     }
 
     /// Back to the power-on state, as when the VM reboots: every interrupt disabled and
-    /// idle, nothing listed, the distributor disabled and every redistributor asleep.
-    /// The next `flush` on each vCPU frees whatever its list registers still hold; the
-    /// caller resets the rest of the virtual CPU interface (ICH_VMCR_EL2, ICH_AP1R<n>_EL2).
+    /// idle, nothing listed, the distributor disabled and every redistributor asleep;
+    /// PPIs stay tied to their physical interrupts. The next `flush` on each vCPU frees
+    /// whatever its list registers still hold; the caller resets the rest of the virtual
+    /// CPU interface (ICH_VMCR_EL2, ICH_AP1R<n>_EL2) and deactivates the tied physical
+    /// interrupts on each vCPU's physical CPU (the model forgets that it held them).
     pub fn reset(&mut self) {
         self.irqs.reset();
+        self.deactivations.fill(0);
         self.enable_grp0 = false;
         self.enable_grp1 = false;
         self.processor_sleep.fill(true);

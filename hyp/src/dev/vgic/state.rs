@@ -12,6 +12,8 @@ use super::lr::LrState;
 
 /// INTIDs 0..=15 are SGIs.
 pub(super) const SGI_COUNT: u32 = 16;
+/// The first PPI.
+pub(super) const FIRST_PPI: u32 = SGI_COUNT;
 /// INTIDs 0..=31 (SGIs and PPIs) are banked per redistributor.
 pub(super) const PRIVATE_COUNT: u32 = 32;
 /// The first SPI.
@@ -71,6 +73,14 @@ pub(super) struct IrqState {
     pub(super) target: Option<usize>,
     /// Set while a list register holds the interrupt.
     pub(super) listed: Option<Listed>,
+    /// The physical interrupt this one is tied to (a timer PPI, tied to the same PPI of
+    /// the vCPU's physical CPU), listed with HW = 1 and this pINTID. Kept across `reset`.
+    pub(super) physical: Option<u32>,
+    /// Janus acknowledged the physical interrupt and left it active (so that it does not
+    /// fire again while the guest has its virtual one): the model owes it a HW list
+    /// register, whose deactivation by the guest ends it, or a deactivation of its own
+    /// once the line is low.
+    pub(super) holds_physical: bool,
 }
 
 impl IrqState {
@@ -90,6 +100,8 @@ impl IrqState {
             route: 0,
             target: Some(0),
             listed: None,
+            physical: None,
+            holds_physical: false,
         }
     }
 
@@ -99,12 +111,22 @@ impl IrqState {
     }
 
     /// The pending bit GICD_ISPENDR reads: the model's, or the list register's unless a
-    /// clear is on its way to it.
+    /// clear is on its way to it or it came from a level line that has fallen since (the
+    /// next `flush` takes it back: a GIC's level interrupt stops being pending when its
+    /// line falls, IHI 0069 "Level-sensitive interrupts").
     pub(super) fn reads_pending(&self) -> bool {
+        let line_high = self.trigger == Trigger::Edge || self.line;
         self.pending()
-            || self
-                .listed
-                .is_some_and(|listed| listed.state.is_pending() && !listed.drop_pending)
+            || self.listed.is_some_and(|listed| {
+                listed.state.is_pending() && !listed.drop_pending && (listed.latched || line_high)
+            })
+    }
+
+    /// Whether the pending state may stand beside the active one in a list register:
+    /// not with HW = 1, whose pending state is the physical interrupt's (KVM's vGIC
+    /// never lists a HW interrupt pending and active either).
+    pub(super) const fn pending_may_join_active(&self) -> bool {
+        self.physical.is_none()
     }
 
     /// The active bit GICD_ISACTIVER reads, in the same way.
@@ -200,9 +222,18 @@ impl IrqTable {
         })
     }
 
-    /// Back to the power-on state, keeping the sizes.
+    /// Back to the power-on state, keeping the sizes and which PPIs are tied to
+    /// physical ones.
     pub(super) fn reset(&mut self) {
-        *self = Self::new(self.private.len(), self.shared.len());
+        for bank in &mut self.private {
+            for (irq, fresh) in bank.iter_mut().zip(Self::private_bank()) {
+                *irq = IrqState {
+                    physical: irq.physical,
+                    ..fresh
+                };
+            }
+        }
+        self.shared.fill(IrqState::power_on(Trigger::Level));
     }
 
     /// The number of vCPUs.
@@ -270,6 +301,19 @@ impl IrqTable {
             .zip(FIRST_SPI..)
             .map(|(irq, intid)| (Bank::Shared, intid, irq));
         private.chain(shared)
+    }
+
+    /// `vcpu`'s SGIs and PPIs with their INTIDs, to change (none for a missing vCPU).
+    pub(super) fn private_mut(
+        &mut self,
+        vcpu: usize,
+    ) -> impl Iterator<Item = (u32, &mut IrqState)> + '_ {
+        self.private
+            .get_mut(vcpu)
+            .into_iter()
+            .flat_map(|bank| bank.iter_mut())
+            .zip(0..)
+            .map(|(irq, intid)| (intid, irq))
     }
 
     /// The vCPUs whose list registers a change to this interrupt may concern: its own vCPU
