@@ -26,9 +26,23 @@ impl Linux {
     /// # Panics
     /// When QEMU cannot start.
     pub fn boot_bundle(bundle: std::path::PathBuf) -> Linux {
+        Linux::start(Linux::config(bundle))
+    }
+
+    /// The machine [`Linux::boot_bundle`] starts: Janus with `bundle` as its
+    /// initrd and a run long enough for both personalities' boots.
+    pub fn config(bundle: std::path::PathBuf) -> QemuConfig {
         let mut config = QemuConfig::new(image_path("janus.bin"));
         config.initrd = Some(bundle);
         config.timeout = Duration::from_secs(600);
+        config
+    }
+
+    /// Starts Janus as `config` says (see [`Linux::config`]), without waiting.
+    ///
+    /// # Panics
+    /// When QEMU cannot start.
+    pub fn start(config: QemuConfig) -> Linux {
         Linux {
             qemu: Qemu::start(config).expect("start QEMU"),
             commands: 0,

@@ -232,6 +232,25 @@ mod tests {
     }
 
     #[test]
+    fn memory_above_4_gib_keeps_all_64_bits_of_its_address() {
+        let blob = generate(&GuestTree {
+            ram: (0x2_3000_0000, 0x1000_0000),
+            initrd: Some((0x2_3200_0000, 0x2_3210_0000)),
+            ..tree()
+        })
+        .expect("generate");
+        let fdt = fdt::Fdt::new(&blob).expect("parse");
+        let region = fdt.memory().regions().next().expect("memory region");
+        assert_eq!(region.starting_address as u64, 0x2_3000_0000);
+        assert_eq!(region.size, Some(0x1000_0000));
+        let chosen = fdt.find_node("/chosen").expect("chosen");
+        let start = chosen
+            .property("linux,initrd-start")
+            .and_then(|p| p.as_usize());
+        assert_eq!(start, Some(0x2_3200_0000));
+    }
+
+    #[test]
     fn generated_tree_parses_with_memory_cpus_and_chosen() {
         let blob = generate(&tree()).expect("generate");
         let fdt = fdt::Fdt::new(&blob).expect("parse");

@@ -10,7 +10,7 @@ use spin::{Mutex, Once};
 
 use crate::arch::aarch64::entry::{self, MAX_CPUS};
 use crate::arch::aarch64::{
-    self as arch, exception::halt, firmware, gic, heap, memory, percpu, run,
+    self as arch, exception::halt, firmware, gic, heap, memory, mmu, percpu, run,
 };
 use crate::board::{Board, PsciMethod};
 use crate::janus_println;
@@ -29,6 +29,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Bytes at the top of each personality's RAM that hold its device tree.
 const DTB_AREA_BYTES: u64 = RAM_ALIGN;
+
+/// Where Janus says why it stops when the device tree cannot tell it the
+/// console: QEMU virt's PL011.
+const FALLBACK_UART: u64 = 0x0900_0000;
+
+/// Bytes in a MiB, for the boot lines.
+const MIB: u64 = 1 << 20;
 
 /// What Janus needs to (re)start one personality.
 pub struct GuestImage {
@@ -113,16 +120,19 @@ fn primary(dtb: u64) -> ! {
     heap::init();
     // SAFETY: x0 at entry holds the loader's device tree, which stays in place
     // (Janus reserves it and never hands it to a personality).
-    let fdt = match unsafe { arch::boot_fdt(dtb) } {
-        Ok(fdt) => fdt,
-        Err(_) => halt(),
+    let Some(fdt) = (unsafe { arch::boot_fdt(dtb) }) else {
+        // SAFETY: best effort on the virt board's PL011, used by nothing else yet.
+        unsafe { arch::uart::install(FALLBACK_UART) };
+        stop_boot(format_args!(
+            "no device tree Janus can read at {dtb:#x} (it must lie in RAM below 4 GiB)"
+        ));
     };
     let mut board = match Board::from_fdt(&fdt) {
         Ok(board) => board,
         Err(_) => {
             // Without a UART there is nowhere to say why; QEMU's virt board has one here.
             // SAFETY: best effort on the virt board's PL011, used by nothing else yet.
-            unsafe { arch::uart::install(0x0900_0000) };
+            unsafe { arch::uart::install(FALLBACK_UART) };
             stop_boot(format_args!("the device tree lacks something Janus needs"));
         }
     };
@@ -146,6 +156,25 @@ fn primary(dtb: u64) -> ! {
     );
     for &(base, size) in &board.ram {
         janus_println!("RAM {base:#x}-{:#x} ({} MiB)", base + size, size >> 20);
+    }
+    let pa_bits = pa_range_bits();
+    // Before anything reads RAM past the boot map (the bundle may lie there).
+    let ram_map = match mmu::map_ram(&board.ram, pa_bits) {
+        Ok(map) => map,
+        Err(error) => stop_boot(format_args!("mapping the board's RAM: {error}")),
+    };
+    // Level-2 tables of Janus' own map, where RAM covers a GiB only in part.
+    let (hyp_frames, _) = heap::frame_usage();
+    for &(base, size) in &ram_map.unused {
+        let (amount, unit) = if size >= MIB {
+            (size / MIB, "MiB")
+        } else {
+            (size / 1024, "KiB")
+        };
+        janus_println!(
+            "RAM {base:#x}-{:#x} ({amount} {unit}) is beyond what Janus maps; left unused",
+            base + size
+        );
     }
     janus_println!(
         "{} CPUs, GICv3 distributor {:#x} redistributors {:#x}, console PL011 {:#x}",
@@ -179,6 +208,15 @@ fn primary(dtb: u64) -> ! {
     let Some((bundle_start, bundle_end)) = board.initrd else {
         stop_boot(format_args!("no boot bundle: pass it to QEMU with -initrd"));
     };
+    let bundle_mapped = ram_map
+        .usable
+        .iter()
+        .any(|&(base, size)| bundle_start >= base && bundle_end - base <= size);
+    if !bundle_mapped {
+        stop_boot(format_args!(
+            "the boot bundle at {bundle_start:#x}-{bundle_end:#x} lies outside the RAM Janus maps"
+        ));
+    }
     // SAFETY: the loader placed the bundle there; Janus keeps it out of every
     // personality's RAM and never writes it.
     let bytes = unsafe { arch::boot_blob(bundle_start, bundle_end) };
@@ -200,12 +238,12 @@ fn primary(dtb: u64) -> ! {
     ];
     let requests: Vec<placement::Request> =
         configs.iter().map(|c| (c.ram_bytes, c.ram_base)).collect();
-    let placed = match placement::place(&requests, &board.ram, &reserved) {
+    // Only RAM Janus maps: it clears and loads a personality's RAM through its own map.
+    let placed = match placement::place(&requests, &ram_map.usable, &reserved) {
         Ok(placed) => placed,
         Err(error) => stop_boot(format_args!("placing personality RAM: {error:?}")),
     };
 
-    let pa_bits = pa_range_bits();
     let mut vms = Vec::new();
     let mut images = Vec::new();
     let mut assignments = [None; MAX_CPUS];
@@ -248,6 +286,7 @@ fn primary(dtb: u64) -> ! {
         images.push(image);
     }
     let (used, total) = heap::frame_usage();
+    let (used, total) = (used - hyp_frames, total - hyp_frames);
     // The rest of the pool is shared out for the tables of RAM mapped with pages.
     let share = (total - used) / images.len().max(1);
     for image in &images {

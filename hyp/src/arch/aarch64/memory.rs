@@ -1,5 +1,6 @@
-//! Guest RAM as Janus sees it: identity mapped by the boot stage-1 table, so a
-//! guest physical address (IPA == PA for personalities) is a Janus address.
+//! Guest RAM as Janus sees it: identity mapped by Janus' stage-1 table (the boot
+//! map and what `mmu::map_ram` added; placement uses no other RAM), so a guest
+//! physical address (IPA == PA for personalities) is a Janus address.
 //! Callers check ranges against the personality's RAM before calling.
 
 use core::arch::asm;

@@ -21,15 +21,33 @@ pub mod uart;
 pub mod vectors;
 pub mod vgic_sync;
 
-/// The boot device tree at `address`.
+/// Bytes at the start of a flattened device tree that hold its magic and its
+/// `totalsize` (Devicetree Specification 5.2, "Header").
+const FDT_TOTALSIZE_END: u64 = 8;
+/// Offset of `totalsize` (big-endian 32 bits) in the header.
+const FDT_TOTALSIZE_OFFSET: u64 = 4;
+
+/// The boot device tree at `address`, or `None` when it does not lie wholly in
+/// the boot map's RAM (the only RAM Janus can read before it knows the board)
+/// or does not parse.
 ///
 /// # Safety
 /// `address` must hold a device tree the loader placed there, which stays
 /// untouched for as long as Janus runs.
-pub unsafe fn boot_fdt(address: u64) -> Result<fdt::Fdt<'static>, fdt::FdtError> {
-    // SAFETY: forwarded from the caller; the fdt crate reads the header's size
-    // and stays within it.
-    unsafe { fdt::Fdt::from_ptr(address as *const u8) }
+pub unsafe fn boot_fdt(address: u64) -> Option<fdt::Fdt<'static>> {
+    if !address.is_multiple_of(FDT_TOTALSIZE_END) || !mmu::in_boot_ram(address, FDT_TOTALSIZE_END) {
+        return None;
+    }
+    let size_field = (address + FDT_TOTALSIZE_OFFSET) as *const u32;
+    // SAFETY: the header is in the boot map's RAM (checked above) and aligned;
+    // the loader put it there.
+    let total = u32::from_be(unsafe { size_field.read_volatile() });
+    if !mmu::in_boot_ram(address, u64::from(total)) {
+        return None;
+    }
+    // SAFETY: forwarded from the caller, and all `totalsize` bytes are mapped
+    // (checked above); the fdt crate reads the header's size and stays within it.
+    unsafe { fdt::Fdt::from_ptr(address as *const u8) }.ok()
 }
 
 /// The bytes at `[start, end)`: the boot bundle the loader placed in RAM.

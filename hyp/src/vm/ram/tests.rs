@@ -248,3 +248,28 @@ fn a_whole_aligned_gib_of_ram_is_forgotten_and_filled_chunk_by_chunk() {
     }
     assert_eq!(frames.live(), 0);
 }
+
+#[test]
+fn ram_above_4_gib_is_identity_mapped_and_filled_on_touch() {
+    // Where top-down placement puts a personality on an 8 GiB virt board.
+    const HIGH: u64 = 0x2_3000_0000;
+    let mut frames = HeapFrames::new();
+    let table = Stage2Table::new(&mut frames).unwrap();
+    let mut ram = GuestRam::new(table, HIGH, 128 * CHUNK_BYTES).unwrap();
+    ram.forget().unwrap();
+    let last = HIGH + 128 * CHUNK_BYTES - 1;
+    let mut cleared = Vec::new();
+    let touch = ram
+        .touch(last, |start, len| cleared.push((start, len)))
+        .unwrap();
+    assert_eq!(touch, Touch::Filled(last + 1 - CHUNK_BYTES..last + 1));
+    assert_eq!(cleared, [(last + 1 - CHUNK_BYTES, CHUNK_BYTES)]);
+    assert_eq!(
+        ram.table().translate(Ipa(last)),
+        Some((Pa(last), MemKind::Normal, Perm::ReadWriteExecute))
+    );
+    assert_eq!(
+        ram.touch(HIGH - 1, |_, _| panic!("not ours")).unwrap(),
+        Touch::Outside
+    );
+}
