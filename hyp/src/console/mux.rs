@@ -105,6 +105,8 @@ pub struct Mux {
     deferred_since: Option<u64>,
     /// Counter ticks a Janus line, or held guest bytes, may wait.
     defer_ticks: u64,
+    /// Reused for what a guard lets through of each write.
+    scratch: Vec<u8>,
 }
 
 impl Mux {
@@ -125,6 +127,7 @@ impl Mux {
             deferred: VecDeque::new(),
             deferred_since: None,
             defer_ticks,
+            scratch: Vec::new(),
         }
     }
 
@@ -160,13 +163,17 @@ impl Mux {
         let Some(entry) = self.personalities.get_mut(personality) else {
             return;
         };
-        let mut shown = Vec::new();
+        // One buffer for every write: a UART exit (one byte, most often)
+        // allocates nothing once it has grown.
+        let mut shown = core::mem::take(&mut self.scratch);
+        shown.clear();
         entry.guard.filter(bytes, &mut shown);
         entry.held_since = match entry.guard.holds() {
             true => entry.held_since.or(Some(now)),
             false => None,
         };
         self.deliver(personality, &shown, out);
+        self.scratch = shown;
     }
 
     /// Puts a personality's guarded bytes where they go.
