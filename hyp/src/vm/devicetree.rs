@@ -59,6 +59,13 @@ pub mod layout {
     pub const TIMER_HYP_PPI: u32 = 10;
     /// The UART's fixed line speed, which Linux' sbsa-uart driver requires.
     pub const UART_BAUD: u32 = 115_200;
+    /// The virtio-mmio block device (the personality's volume): the virt
+    /// board's first virtio-mmio slot.
+    pub const BLOCK_BASE: u64 = 0x0a00_0000;
+    /// Size of a virtio-mmio window.
+    pub const BLOCK_SIZE: u64 = 0x200;
+    /// The block device's SPI number (INTID 32 + 16), as the virt board's first slot.
+    pub const BLOCK_SPI: u32 = 16;
 }
 
 /// Interrupt specifier cells (GIC binding): type 0 = SPI, 1 = PPI.

@@ -10,6 +10,7 @@ use super::bundle::GuestKind;
 use super::devices::Devices;
 use super::vcpu::VcpuSlot;
 use crate::console::ratelimit::ReportLimiter;
+use crate::dev::bus::Bus;
 
 /// Lifecycle of a personality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub struct Personality {
     state: AtomicU8,
     /// Console output not yet ended by a newline.
     pub console: Mutex<Vec<u8>>,
+    /// Which device answers at which guest address (fixed when it is made,
+    /// read without a lock).
+    pub bus: Bus,
     /// Emulated devices: the vGIC of every personality made at boot, and a Linux
     /// personality's UART (`None` only in tests).
     pub devices: Option<Mutex<Devices>>,
@@ -86,6 +90,10 @@ impl Personality {
             vcpus: pcpus.iter().map(|&pcpu| VcpuSlot::new(pcpu)).collect(),
             state: AtomicU8::new(VmState::Starting as u8),
             console: Mutex::new(Vec::new()),
+            bus: devices
+                .as_ref()
+                .map(|devices| Bus::new(devices.fitted()))
+                .unwrap_or_default(),
             devices: devices.map(Mutex::new),
             reports: Mutex::new(None),
         }

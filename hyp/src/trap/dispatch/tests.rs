@@ -37,6 +37,9 @@ struct FakeCpu {
     clock: u64,
     /// Suppressed-report counts printed by `settle_reports`.
     settled: Vec<String>,
+    /// Timer samples, list-register syncs (whether of the interrupt controller)
+    /// and finished syncs, in order.
+    vgic_steps: Vec<&'static str>,
 }
 
 /// The fake CPU's counter frequency.
@@ -105,6 +108,19 @@ impl Services for FakeCpu {
             }
             self.reports.push(alloc::format!("{message}"));
         }
+    }
+    fn sample_timers(&mut self, _vgic: &mut dyn VirtualGic, _vcpu: usize) {
+        self.vgic_steps.push("sample");
+    }
+    fn sync_vgic(&mut self, _vgic: &mut dyn VirtualGic, _vcpu: usize, interrupt_controller: bool) {
+        self.vgic_steps.push(if interrupt_controller {
+            "sync"
+        } else {
+            "settle"
+        });
+    }
+    fn finish_vgic_sync(&mut self, _personality: &Personality, _vcpu: usize) {
+        self.vgic_steps.push("finish");
     }
     fn settle_reports(&mut self, personality: &Personality) {
         if let Some(limiter) = personality.reports.lock().as_mut() {
@@ -434,6 +450,25 @@ fn uart_data_register_write_reaches_the_console() {
     assert_eq!(cpu.uart, b"Z");
     assert_eq!(regs.pc, RAM + 0x1004);
     assert!(cpu.injected.is_empty());
+    // Not the interrupt controller: no timer sample, and only what the UART
+    // changed is brought in step, under the same lock.
+    assert_eq!(cpu.vgic_steps, ["settle", "finish"]);
+}
+
+#[test]
+fn an_address_between_device_windows_gets_a_data_abort() {
+    let (vm, mut cpu) = (linux_vm(), FakeCpu::default());
+    // Past the UART's 4 KiB window, before the (absent) block device.
+    let ipa = 0x0900_1000;
+    let mut regs = regs(&[ipa, 7]);
+    run(&mut regs, ESR_STR_W1, ipa, ipa >> 8, &mut cpu, &vm);
+    assert_eq!(cpu.injected.len(), 1);
+    assert!(cpu.vgic_steps.is_empty());
+    assert!(
+        cpu.reports[0].contains("write of IPA 0x9001000"),
+        "{:?}",
+        cpu.reports
+    );
 }
 
 #[test]
@@ -445,6 +480,7 @@ fn distributor_read_returns_the_register_in_a_w_register() {
     run(&mut regs, ESR_LDR_W1, ipa, ipa >> 8, &mut cpu, &vm);
     assert_eq!((regs.x[1] >> 4) & 0xf, 3);
     assert_eq!(regs.x[1] >> 32, 0);
+    assert_eq!(cpu.vgic_steps, ["sample", "sync", "finish"]);
 }
 
 #[test]
