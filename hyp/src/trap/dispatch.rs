@@ -36,6 +36,18 @@ pub trait Services {
     fn vbar_el1(&self) -> u64;
     /// Copies `personality`'s RAM at `ipa` into `buffer`; the caller has checked the range.
     fn copy_from_guest(&self, personality: &Personality, ipa: u64, buffer: &mut [u8]);
+    /// Writes `data` into `personality`'s RAM at `ipa` while it runs (a device
+    /// completing a request); the caller has checked the range and prepared it.
+    fn write_to_guest(&mut self, personality: &Personality, ipa: u64, data: &[u8]);
+    /// Makes `[ipa, ipa + len)` of `personality`'s RAM ready for a device to
+    /// read or write directly: chunks not touched since its start are cleared
+    /// and mapped first (else the guest's first touch would clear what the
+    /// device wrote). The caller has checked the range is its RAM; `false` when
+    /// it could not be made ready.
+    fn prepare_for_device(&mut self, personality: &Personality, ipa: u64, len: u64) -> bool;
+    /// Orders this CPU's guest-memory accesses before it against those after
+    /// it, as the guest's other CPUs see them (a device's ring updates).
+    fn guest_memory_fence(&mut self);
     /// Shows one complete line of a personality's console hypercall output,
     /// through the console multiplexer like its UART output.
     fn console_line(&mut self, personality: &Personality, line: &[u8]);

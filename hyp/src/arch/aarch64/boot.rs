@@ -398,6 +398,7 @@ fn guest_image(
         initrd,
         devices: config.kind == GuestKind::Linux,
         seeds: None,
+        block: false,
     };
     // Every start's tree has seeds of these sizes, so this one's size is theirs.
     let sized = GuestTree {

@@ -533,6 +533,24 @@ impl Services for Hardware {
         unsafe { memory::copy_from_guest(ipa, buffer) };
     }
 
+    fn write_to_guest(&mut self, personality: &Personality, ipa: u64, data: &[u8]) {
+        if personality.ram_contains(ipa, data.len() as u64) {
+            // SAFETY: the range is this personality's RAM (checked just above),
+            // which Janus maps at the same address; the caller prepared it, so
+            // the guest's first touch will not clear it afterwards.
+            unsafe { memory::write_guest(ipa, data) };
+        }
+    }
+
+    fn prepare_for_device(&mut self, personality: &Personality, ipa: u64, len: u64) -> bool {
+        personality.ram_contains(ipa, len) && boot::fill_range(personality, ipa, len)
+    }
+
+    fn guest_memory_fence(&mut self) {
+        // SAFETY: a barrier changes no memory.
+        unsafe { asm!("dmb ish", options(nostack)) };
+    }
+
     fn console_line(&mut self, personality: &Personality, line: &[u8]) {
         let mut bytes = alloc::vec::Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line);

@@ -66,6 +66,13 @@ impl Services for FakeCpu {
                 .unwrap_or(0);
         }
     }
+    fn write_to_guest(&mut self, _personality: &Personality, ipa: u64, data: &[u8]) {
+        self.memory.push((ipa, data.to_vec()));
+    }
+    fn prepare_for_device(&mut self, _personality: &Personality, _ipa: u64, _len: u64) -> bool {
+        true
+    }
+    fn guest_memory_fence(&mut self) {}
     fn console_line(&mut self, _personality: &Personality, line: &[u8]) {
         self.lines.push(String::from_utf8_lossy(line).into_owned());
     }
