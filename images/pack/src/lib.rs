@@ -18,6 +18,7 @@ use hyp::vm::bundle;
 use toml::Spanned;
 
 mod config_file;
+pub mod disk;
 pub mod initramfs;
 
 use config_file::Source;
