@@ -20,6 +20,7 @@ use toml::Spanned;
 mod config_file;
 pub mod disk;
 pub mod initramfs;
+pub mod modules;
 
 use config_file::Source;
 
