@@ -118,11 +118,11 @@ fn main() -> ExitCode {
             disk::create(&config, &output, &options).map(|plan| {
                 let names: Vec<&str> = plan.partitions.iter().map(|p| p.name.as_str()).collect();
                 println!(
-                    "janus-disk: made {} ({} MiB, sparse: {}) in {:.1} s",
+                    "janus-disk: made {} ({} MiB, sparse: {}) in {} ms",
                     output.display(),
                     plan.total_bytes() >> 20,
                     names.join(", "),
-                    started.elapsed().as_secs_f64()
+                    started.elapsed().as_millis()
                 );
             })
         }
