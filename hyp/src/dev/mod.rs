@@ -7,6 +7,7 @@
 
 pub mod sbsa_uart;
 pub mod vgic;
+pub mod virtio;
 
 pub use crate::trap::esr::Width;
 
