@@ -8,6 +8,7 @@
 pub mod bus;
 pub mod sbsa_uart;
 pub mod vgic;
+pub mod virtio;
 
 pub use crate::trap::esr::Width;
 
