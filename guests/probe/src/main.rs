@@ -1,6 +1,6 @@
 //! The probe: a bare-metal EL1 guest that prints through Janus' console
-//! hypercall, attacks the isolation Janus promises, checks its timers, and
-//! measures trap costs.
+//! hypercall, attacks the isolation Janus promises and its virtio block device,
+//! checks its timers, and measures trap costs.
 //! What it does after starting is chosen by `probe.after=` on its command line.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
@@ -13,6 +13,8 @@ mod hvc;
 mod probe;
 #[cfg(target_os = "none")]
 mod timer;
+#[cfg(target_os = "none")]
+mod virtio;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

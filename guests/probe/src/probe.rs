@@ -217,6 +217,10 @@ fn boot_vcpu(dtb: u64) -> ! {
         hvc(hvc::PSCI_SYSTEM_OFF, 0, 0, 0);
         halt();
     }
+    if mode == "virtio" {
+        crate::virtio::run(ram_base, ram_size);
+        halt();
+    }
     if mode == "forge" {
         crate::attacks::forge();
     }
