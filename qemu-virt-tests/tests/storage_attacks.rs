@@ -13,6 +13,7 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use qemu_virt_tests::linux::{Linux, BOOT_TIMEOUT};
 use qemu_virt_tests::probe::{self, wait_for_all, wait_for_output};
@@ -120,6 +121,35 @@ volume_mib = 16
     )
 }
 
+/// Lines with which the probe gives up on the device before any attack.
+const PROBE_GAVE_UP: [&str; 3] = [
+    "work: virtio: no device",
+    "work: virtio: device does not initialise",
+    "device broken before the attacks",
+];
+
+/// Waits (bringing work forward) for the probe's `done` line; fails at once when
+/// the probe gave up on the device instead.
+fn wait_for_probe(qemu: &mut Qemu, done: &str) {
+    const SLICE: Duration = Duration::from_secs(5);
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    loop {
+        let result = wait_for_all(qemu, &[done], SLICE);
+        let output = qemu.output();
+        if let Some(line) = lines(&output)
+            .into_iter()
+            .find(|line| PROBE_GAVE_UP.iter().any(|needle| line.contains(needle)))
+        {
+            panic!("the probe gave up: {line}\n{}", qemu.output_tail());
+        }
+        match result {
+            Ok(()) => return,
+            Err(error) if Instant::now() > deadline || !qemu.is_running() => panic!("{error}"),
+            Err(_) => {}
+        }
+    }
+}
+
 /// `size` bytes of guest-physical memory at `addr`, through QMP's `pmemsave`.
 fn dump(qemu: &mut Qemu, addr: u64, size: u64) -> Vec<u8> {
     let path = disk::test_disks_dir().join(format!("{TEST}-{addr:x}.bin"));
@@ -219,9 +249,7 @@ fn a_hostile_guest_cannot_break_its_block_device_or_reach_other_storage() {
 
     // The probe's attacks (work's lines show once it is brought forward).
     let done = "work: virtio attacks done:";
-    if let Err(error) = wait_for_all(&mut linux.qemu, &[done], BOOT_TIMEOUT) {
-        panic!("{error}");
-    }
+    wait_for_probe(&mut linux.qemu, done);
     // At once, before personal's RAM moves on: what the probe aimed at.
     let janus_now = dump(&mut linux.qemu, JANUS_TARGET, TARGET_BYTES);
     let other_now = dump(&mut linux.qemu, OTHER_TARGET, TARGET_BYTES);
@@ -255,7 +283,6 @@ fn a_hostile_guest_cannot_break_its_block_device_or_reach_other_storage() {
         .iter()
         .filter_map(|line| probe::field(line, "attack="))
         .collect();
-    assert_eq!(names, ATTACKS, "attacks run:\n{output}");
     for line in &attacks {
         assert!(
             line.contains(" refused=yes") && line.contains(" good-after=ok"),
@@ -264,6 +291,7 @@ fn a_hostile_guest_cannot_break_its_block_device_or_reach_other_storage() {
         assert!(!line.contains("performed=yes"), "performed: {line}");
         assert!(!line.contains("result=timeout"), "no answer: {line}");
     }
+    assert_eq!(names, ATTACKS, "attacks run:\n{output}");
     let count = ATTACKS.len();
     let summary = format!("{done} {count} of {count} refused, device still works");
     assert!(all.contains(&summary), "no {summary:?} line:\n{output}");

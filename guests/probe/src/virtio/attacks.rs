@@ -57,6 +57,10 @@ fn attack(
     checks: &[Check],
     attack: impl FnOnce(&mut Driver) -> Outcome,
 ) {
+    // Once the device failed a good request, further attacks show nothing.
+    if !tally.works {
+        return;
+    }
     for check in checks {
         if let Check::Untouched(addr, len) = *check {
             ram::fill(addr, len, FILL);
@@ -91,6 +95,9 @@ fn attack(
     }
     let good = recovered && driver.good_after(tally.tried);
     tally.works &= good;
+    if !good {
+        say!("virtio attacks stopped after attack={name}: the device no longer works");
+    }
     let mut target_text = [0u8; 32];
     let target_text = match target {
         Some(addr) => format_target(&mut target_text, addr),
