@@ -24,8 +24,9 @@ const MIN_HEADER_BYTES: u32 = 92;
 const HEADER_CRC_BYTES: core::ops::Range<usize> = 16..20;
 /// The header revision this reader knows (1.0: major 1).
 const REVISION_MAJOR: u16 = 1;
-/// CRC-32 as GPT uses it (the zlib / ISO-HDLC polynomial).
-const CRC32: Crc<u32> = Crc::<u32>::new(&Crc32::ALGORITHM);
+/// CRC-32 as GPT uses it (the zlib / ISO-HDLC polynomial): one table in the
+/// image, for the headers and the entry arrays.
+pub static CRC32: Crc<u32> = Crc::<u32>::new(&Crc32::ALGORITHM);
 
 /// The disk failed a read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -349,7 +350,10 @@ fn read_at<R: SectorReader + ?Sized>(
     let array = disk
         .read_gpt_partition_entry_array(layout, &mut storage)
         .map_err(|_| GptError::Read(layout.start_lba.0))?;
-    if array.calculate_crc32() != header.partition_entry_array_crc32 {
+    // The CRC covers the entries, not the rest of their last sector.
+    let exact = u64::from(layout.num_entries) * layout.entry_size.to_u64();
+    let entries = array.storage().get(..exact as usize).unwrap_or(&[]);
+    if CRC32.checksum(entries) != header.partition_entry_array_crc32.0.to_u32() {
         return Err(GptError::EntryArrayCrc);
     }
     let usable = (
@@ -459,28 +463,18 @@ fn check_header(
 }
 
 /// Checks that no two partitions share a sector or a (non-empty) name;
-/// `indices` are their entry-array indices, for the message.
+/// `indices` are their entry-array indices, for the message. Pairwise, without
+/// sorting: at most 256 entries, and a sort costs kilobytes of image.
 fn check_disjoint(partitions: &[Partition], indices: &[u32]) -> Result<(), GptError> {
-    let mut order: Vec<usize> = (0..partitions.len()).collect();
-    order.sort_unstable_by_key(|&i| partitions[i].first_lba);
-    for pair in order.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if partitions[a].last_lba >= partitions[b].first_lba {
-            return Err(GptError::Overlap(
-                indices[a].min(indices[b]),
-                indices[a].max(indices[b]),
-            ));
-        }
-    }
-    for (a, partition) in partitions.iter().enumerate() {
-        if partition.name.is_empty() {
-            continue;
-        }
-        if let Some(b) = partitions[a + 1..]
-            .iter()
-            .position(|other| other.name == partition.name)
-        {
-            return Err(GptError::DuplicateName(indices[a], indices[a + 1 + b]));
+    for (a, first) in partitions.iter().enumerate() {
+        for (b, second) in partitions.iter().enumerate().skip(a + 1) {
+            let (i, j) = (indices[a], indices[b]);
+            if first.first_lba <= second.last_lba && second.first_lba <= first.last_lba {
+                return Err(GptError::Overlap(i, j));
+            }
+            if !first.name.is_empty() && first.name == second.name {
+                return Err(GptError::DuplicateName(i, j));
+            }
         }
     }
     Ok(())
