@@ -5,11 +5,12 @@
 # placeholder in the NAME= line below replaced by the personality's name,
 # which becomes the hostname.
 # It mounts the kernel file systems, installs the busybox applets, names the
-# host, prints "NAME: ready" and keeps an interactive shell on the console,
+# host, mounts the personality's volume on /data (saying so in one line), prints
+# "NAME: ready" and keeps an interactive shell on the console,
 # starting a new one whenever it exits. It runs as PID 1 and never exits (the
 # kernel would panic): power off with `poweroff -f`, restart with `reboot -f`
 # (the login shell's `poweroff`, `reboot` and `halt` do the same, as there is no
-# init daemon to ask).
+# init daemon to ask, after writing out and unmounting /data).
 
 NAME=@JANUS_NAME@
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -32,15 +33,63 @@ $bb --install -s
 hostname "$NAME"
 echo "$NAME" >/etc/hostname
 
+# The kernel modules for the volume (virtio-mmio, virtio-blk, ext4 and what they
+# need), which janus-initramfs lists dependencies first in load-order.
+if [ -f /lib/modules/load-order ]; then
+    while read -r module; do
+        insmod "/lib/modules/$module" || echo "$NAME: cannot load $module"
+    done </lib/modules/load-order
+fi
+
+# The volume: Janus' virtio-blk device, /dev/vda, one ext4 file system (no
+# partition table), mounted on /data. Without one, /data stays in the RAM
+# root file system. The block device's node may come a moment after its
+# virtio device is found, so wait for it, for 5 s at most.
+has_virtio_disk() {
+    for device in /sys/bus/virtio/devices/*/device; do
+        # Virtio device ID 2: a block device (virtio 1.2, section 5).
+        [ "$(cat "$device" 2>/dev/null)" = 0x0002 ] && return 0
+    done
+    return 1
+}
+in_ram="/data is in RAM and lost at reboot"
+if ! has_virtio_disk; then
+    echo "$NAME: no volume; $in_ram"
+else
+    waited=0
+    while [ ! -b /dev/vda ] && [ "$waited" -lt 50 ]; do
+        usleep 100000
+        waited=$((waited + 1))
+    done
+    if [ ! -b /dev/vda ]; then
+        echo "$NAME: the volume did not appear as /dev/vda within 5 s; $in_ram"
+    elif error="$(mount -t ext4 /dev/vda /data 2>&1)"; then
+        mib=$(($(cat /sys/block/vda/size) / 2048))
+        echo "$NAME: /data is the $NAME volume (ext4, $mib MiB), kept across reboots"
+    else
+        echo "$NAME: cannot mount /dev/vda on /data (${error:-no reason given}); $in_ram"
+    fi
+fi
+
 # What every login shell reads: the prompt shows the hostname (ash expands \h),
 # and there is no init daemon to ask for a clean shutdown, so do it at once.
 cat >/etc/profile <<'PROFILE'
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
 export PS1='\h:\w# '
-poweroff() { /bin/busybox poweroff -f "$@"; }
-reboot() { /bin/busybox reboot -f "$@"; }
-halt() { /bin/busybox halt -f "$@"; }
+# Before the machine stops: everything written reaches the volume, which is
+# unmounted (or at least made read-only) so the next mount needs no recovery.
+release_data() {
+    sync
+    if grep -q ' /data ' /proc/mounts; then
+        cd /
+        umount /data 2>/dev/null || mount -o remount,ro /data 2>/dev/null
+        sync
+    fi
+}
+poweroff() { release_data; /bin/busybox poweroff -f "$@"; }
+reboot() { release_data; /bin/busybox reboot -f "$@"; }
+halt() { release_data; /bin/busybox halt -f "$@"; }
 PROFILE
 export PS1='\h:\w# '
 cd /root

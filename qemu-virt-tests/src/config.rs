@@ -1,6 +1,7 @@
 //! What to start: the knobs of one QEMU virt machine and the command line built from them.
 
 use std::ffi::OsString;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub struct QemuConfig {
     /// `dtb-randomness=` of the virt machine: whether QEMU puts `rng-seed` and
     /// `kaslr-seed` into the device tree (on by default, as QEMU does).
     pub dtb_randomness: bool,
+    /// Disks on the board's virtio-mmio bus, as `virtio-blk-device`s in this order.
+    pub disks: Vec<Disk>,
     /// Further arguments, appended after the ones the harness builds.
     pub extra_args: Vec<String>,
     /// Hard cap on the whole run: the watchdog kills QEMU once it has passed.
@@ -52,9 +55,31 @@ impl QemuConfig {
             memory: "2G".to_owned(),
             icount_shift: None,
             dtb_randomness: true,
+            disks: Vec::new(),
             extra_args: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// This machine with the raw image at `path` as one more virtio block device:
+    /// Janus' physical disk (use a test's own copy, see [`crate::disk`]).
+    pub fn with_disk(mut self, path: impl Into<PathBuf>) -> Self {
+        self.disks.push(Disk {
+            path: path.into(),
+            bytes: None,
+        });
+        self
+    }
+
+    /// This machine with the bytes `bytes` of the raw image at `path` as one more
+    /// virtio block device: a partition as a disk of its own, as a personality sees
+    /// its volume (the native baseline of a guest under Janus).
+    pub fn with_partition(mut self, path: impl Into<PathBuf>, bytes: Range<u64>) -> Self {
+        self.disks.push(Disk {
+            path: path.into(),
+            bytes: Some(bytes),
+        });
+        self
     }
 
     /// The arguments (without the program name) that start this machine.
@@ -105,9 +130,41 @@ impl QemuConfig {
             args.push("-icount".into());
             args.push(format!("shift={shift}").into());
         }
+        for (index, disk) in self.disks.iter().enumerate() {
+            args.push("-drive".into());
+            args.push(disk.drive_option(&format!("disk{index}")));
+            args.push("-device".into());
+            args.push(format!("virtio-blk-device,drive=disk{index}").into());
+        }
         args.push("-no-reboot".into());
         args.extend(self.extra_args.iter().map(OsString::from));
         args
+    }
+}
+
+/// A raw disk image, or a byte range of one, given to the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// The image file.
+    pub path: PathBuf,
+    /// The part of it the device shows; `None` for all of it.
+    pub bytes: Option<Range<u64>>,
+}
+
+impl Disk {
+    /// The `-drive` option value for this disk with id `id`. A comma in the path is
+    /// doubled, as QEMU's option syntax wants.
+    fn drive_option(&self, id: &str) -> OsString {
+        let path = self.path.to_string_lossy().replace(',', ",,");
+        match &self.bytes {
+            None => format!("if=none,id={id},format=raw,file={path}"),
+            Some(bytes) => format!(
+                "driver=raw,file.filename={path},offset={},size={},if=none,id={id}",
+                bytes.start,
+                bytes.end.saturating_sub(bytes.start)
+            ),
+        }
+        .into()
     }
 }
 
@@ -159,6 +216,29 @@ mod tests {
                 "unix:/tmp/x/qmp.sock,server=on,wait=off",
                 "-kernel",
                 "/images/janus.bin",
+                "-no-reboot",
+            ]
+        );
+    }
+
+    #[test]
+    fn disks_become_virtio_block_devices() {
+        let config = QemuConfig::new("/images/janus.bin")
+            .with_disk("/tmp/a,b.img")
+            .with_partition("/tmp/disk.img", 1_048_576..269_484_032);
+        let args = strings(&config.args(Path::new("/tmp/q.sock")));
+        assert_eq!(
+            args[18..],
+            [
+                "-drive",
+                "if=none,id=disk0,format=raw,file=/tmp/a,,b.img",
+                "-device",
+                "virtio-blk-device,drive=disk0",
+                "-drive",
+                "driver=raw,file.filename=/tmp/disk.img,offset=1048576,size=268435456,\
+                 if=none,id=disk1",
+                "-device",
+                "virtio-blk-device,drive=disk1",
                 "-no-reboot",
             ]
         );

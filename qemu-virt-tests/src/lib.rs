@@ -32,6 +32,8 @@
 #[cfg(unix)]
 mod config;
 #[cfg(unix)]
+pub mod disk;
+#[cfg(unix)]
 mod error;
 #[cfg(unix)]
 pub mod linux;
@@ -53,7 +55,7 @@ mod stream;
 mod tempdir;
 
 #[cfg(unix)]
-pub use config::{QemuConfig, DEFAULT_TIMEOUT, QEMU_BINARY};
+pub use config::{Disk, QemuConfig, DEFAULT_TIMEOUT, QEMU_BINARY};
 #[cfg(unix)]
 pub use error::{HarnessError, Result};
 #[cfg(unix)]

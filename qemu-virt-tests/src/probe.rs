@@ -12,7 +12,8 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The physical RAM QEMU's virt board has with `-m 2G`: what the probes scan.
 pub const SCAN: &str = "probe.scan=0x40000000-0xc0000000";
 
-/// The personality configuration for two probes with these command lines.
+/// The personality configuration for two probes with these command lines, each with
+/// a small volume (for the probe to attack its virtio-blk device).
 pub fn probe_config(personal_args: &str, work_args: &str) -> String {
     let kernel = image_path("probe.bin");
     let kernel = kernel.display();
@@ -26,6 +27,7 @@ vcpus = 2
 cpus = [0, 1]
 kernel = "{kernel}"
 bootargs = "{personal_args}"
+volume_mib = 16
 
 [[personality]]
 name = "work"
@@ -35,6 +37,7 @@ vcpus = 2
 cpus = [2, 3]
 kernel = "{kernel}"
 bootargs = "{work_args}"
+volume_mib = 16
 "#
     )
 }
@@ -53,13 +56,16 @@ pub fn bundle(test: &str, config: &str) -> PathBuf {
     path
 }
 
-/// Starts Janus with two probes running with the given command lines.
+/// Starts Janus with two probes running with the given command lines, and a disk of
+/// the test's own made from the same configuration (`target/test-disks/<test>.img`).
 ///
 /// # Panics
-/// When QEMU cannot start.
+/// When the disk cannot be made or QEMU cannot start.
 pub fn boot(test: &str, personal_args: &str, work_args: &str) -> Qemu {
-    let bundle = bundle(test, &probe_config(personal_args, work_args));
-    let mut config = QemuConfig::new(image_path("janus.bin"));
+    let text = probe_config(personal_args, work_args);
+    let bundle = bundle(test, &text);
+    let disk = crate::disk::create_for(test, &text);
+    let mut config = QemuConfig::new(image_path("janus.bin")).with_disk(disk);
     config.initrd = Some(bundle);
     config.timeout = Duration::from_secs(240);
     Qemu::start(config).expect("start QEMU")

@@ -53,11 +53,15 @@ impl Qemu {
     ///
     /// # Errors
     ///
-    /// `NotFound` when the kernel or initrd image, or QEMU itself, is
+    /// `NotFound` when the kernel or initrd image, a disk, or QEMU itself, is
     /// missing; any other error from creating the directory, the process or
     /// the reader threads.
     pub fn start(config: QemuConfig) -> io::Result<Self> {
-        for image in std::iter::once(&config.kernel).chain(config.initrd.as_ref()) {
+        let disks = config.disks.iter().map(|disk| &disk.path);
+        for image in std::iter::once(&config.kernel)
+            .chain(config.initrd.as_ref())
+            .chain(disks)
+        {
             if !image.is_file() {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,

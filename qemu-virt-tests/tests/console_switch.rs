@@ -147,14 +147,23 @@ fn print_in_background(
         !linux.qemu.output().contains(&format!("{prefix}1-")),
         "background output reached the console while personal was in front"
     );
-    let (buffered, lost) = work_buffer(linux);
-    let before_switch = linux.qemu.output().len();
-    linux.switch_to(1, "work");
-    linux.wait("END42MARK", BOOT_TIMEOUT);
     let printed = (1..=lines)
         .map(|line| format!("{prefix}{line}-{padding}\r\n").len() as u64)
         .sum::<u64>()
         + "END42MARK\r\n".len() as u64;
+    // On a loaded host the job may need longer than `seconds_away`: wait
+    // (bounded) until Janus has taken all of it, kept or counted as lost.
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    let (buffered, lost) = loop {
+        let (buffered, lost) = work_buffer(linux);
+        if buffered + lost >= printed || std::time::Instant::now() > deadline {
+            break (buffered, lost);
+        }
+        assert_eq!(linux.run("sleep 1; hostname"), "personal");
+    };
+    let before_switch = linux.qemu.output().len();
+    linux.switch_to(1, "work");
+    linux.wait("END42MARK", BOOT_TIMEOUT);
     Background {
         shown: linux.qemu.output()[before_switch..].replace('\r', ""),
         buffered,

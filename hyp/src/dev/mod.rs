@@ -5,6 +5,7 @@
 //! turns that into read-as-zero / write-ignored, counts it and reports it once.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod sbsa_uart;
 pub mod vgic;
 pub mod virtio;

@@ -11,6 +11,9 @@ use super::esr::{Exit, MmioAccess, SysRegAccess};
 use super::inject::{self, GuestState, Injection};
 use super::smccc::{self, hypercall, Call};
 use crate::console::ratelimit::Cause;
+use crate::dev::bus::{Route, Target};
+use crate::dev::vgic::VirtualGic;
+use crate::dev::DevError;
 use crate::vm::devices::Effects;
 use crate::vm::vcpu::{CpuOnError, ExitCause, GuestRegs, PowerState};
 use crate::vm::{Personality, VmState};
@@ -33,6 +36,18 @@ pub trait Services {
     fn vbar_el1(&self) -> u64;
     /// Copies `personality`'s RAM at `ipa` into `buffer`; the caller has checked the range.
     fn copy_from_guest(&self, personality: &Personality, ipa: u64, buffer: &mut [u8]);
+    /// Writes `data` into `personality`'s RAM at `ipa` while it runs (a device
+    /// completing a request); the caller has checked the range and prepared it.
+    fn write_to_guest(&mut self, personality: &Personality, ipa: u64, data: &[u8]);
+    /// Makes `[ipa, ipa + len)` of `personality`'s RAM ready for a device to
+    /// read or write directly: chunks not touched since its start are cleared
+    /// and mapped first (else the guest's first touch would clear what the
+    /// device wrote). The caller has checked the range is its RAM; `false` when
+    /// it could not be made ready.
+    fn prepare_for_device(&mut self, personality: &Personality, ipa: u64, len: u64) -> bool;
+    /// Orders this CPU's guest-memory accesses before it against those after
+    /// it, as the guest's other CPUs see them (a device's ring updates).
+    fn guest_memory_fence(&mut self);
     /// Shows one complete line of a personality's console hypercall output,
     /// through the console multiplexer like its UART output.
     fn console_line(&mut self, personality: &Personality, line: &[u8]);
@@ -59,6 +74,17 @@ pub trait Services {
     fn settle_reports(&mut self, personality: &Personality);
     /// Prints the guest's EL1 state (a personality that cannot go on).
     fn report_guest_state(&mut self, personality: &Personality, regs: &GuestRegs);
+    /// Drives `vcpu`'s timer PPIs in `vgic` with the timers' outputs now, before
+    /// the guest reads or changes the interrupt controller (under the devices lock).
+    fn sample_timers(&mut self, vgic: &mut dyn VirtualGic, vcpu: usize);
+    /// Under the devices lock, after a device access: brings this CPU's list
+    /// registers and `vgic` in step (all of it when the access was to the
+    /// interrupt controller, else only what a device changed for this vCPU),
+    /// and keeps what must wait for the lock's release.
+    fn sync_vgic(&mut self, vgic: &mut dyn VirtualGic, vcpu: usize, interrupt_controller: bool);
+    /// After the devices lock is released: finishes what `sync_vgic` kept (list
+    /// register writes, physical deactivations, kicks of other vCPUs).
+    fn finish_vgic_sync(&mut self, personality: &Personality, vcpu: usize);
 }
 
 /// Size of an A64 instruction; trapped SMC, sysreg accesses and WFx return past it.
@@ -110,10 +136,21 @@ pub fn handle_exit(
             regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
             Action::Resume
         }
-        Exit::Mmio(access) if device_at(vm, access.ipa) => {
-            emulate_mmio(regs, &access, vm, services);
-            Action::Resume
-        }
+        Exit::Mmio(access) => match vm.bus.route(access.ipa) {
+            Some(route) => {
+                emulate_mmio(regs, &access, route, vm, vcpu, services);
+                Action::Resume
+            }
+            None => {
+                // No device backs this address: the access cannot be honoured.
+                let fault_kind = Fault::Data {
+                    ipa: Some(access.ipa),
+                    far,
+                    write: access.write,
+                };
+                fault(regs, vm, services, fault_kind)
+            }
+        },
         Exit::SysReg(access) if is_sgi_register(&access) && vm.devices.is_some() => {
             if !access.read {
                 // ICC_SGI1R_EL1 raises SGIs; ICC_ASGI1R_EL1 (the other security
@@ -132,15 +169,6 @@ pub fn handle_exit(
             } else {
                 fault(regs, vm, services, Fault::Undefined)
             }
-        }
-        Exit::Mmio(access) => {
-            // No device backs this address: the access cannot be honoured.
-            let fault_kind = Fault::Data {
-                ipa: Some(access.ipa),
-                far,
-                write: access.write,
-            };
-            fault(regs, vm, services, fault_kind)
         }
         Exit::DataAbort(abort) => {
             let fault_kind = Fault::Data {
@@ -191,13 +219,6 @@ const SGI1R_OP2: u8 = 5;
 /// op2 of ICC_SGI0R_EL1.
 const SGI0R_OP2: u8 = 7;
 
-/// Whether one of `vm`'s emulated devices answers at `ipa`.
-fn device_at(vm: &Personality, ipa: u64) -> bool {
-    vm.devices
-        .as_ref()
-        .is_some_and(|devices| devices.lock().claims(ipa))
-}
-
 /// Whether the vGIC holds an interrupt `vcpu` could take.
 fn deliverable(vm: &Personality, vcpu: usize) -> bool {
     vm.devices
@@ -205,25 +226,42 @@ fn deliverable(vm: &Personality, vcpu: usize) -> bool {
         .is_some_and(|devices| devices.lock().vgic.has_deliverable(vcpu))
 }
 
-/// Emulates a load or store to a device register and steps past it.
+/// Emulates a load or store to the device register `route` names (the bus
+/// routed it: the address is decoded once) and steps past it. The device's lock
+/// is taken once; the list registers are brought in step under it.
 fn emulate_mmio(
     regs: &mut GuestRegs,
     access: &MmioAccess,
+    route: Route,
     vm: &Personality,
+    vcpu: usize,
     services: &mut dyn Services,
 ) {
-    let Some(devices) = &vm.devices else {
-        return;
-    };
     let write = (access.write).then(|| regs.get(access.reg));
     let mut effects = Effects::default();
-    let result = devices
-        .lock()
-        .access(access.ipa, access.width, write, &mut effects);
+    let result = match &vm.devices {
+        _ if route.target == Target::Block => {
+            super::block::access(vm, vcpu, route, access.width, write, services)
+        }
+        Some(devices) => {
+            let mut devices = devices.lock();
+            let interrupt_controller = route.target.is_interrupt_controller();
+            if interrupt_controller {
+                // A read of the pending state must see the timers as they are now.
+                services.sample_timers(devices.vgic.as_mut(), vcpu);
+            }
+            let result = devices.access(route, access.width, write, &mut effects);
+            services.sync_vgic(devices.vgic.as_mut(), vcpu, interrupt_controller);
+            drop(devices);
+            services.finish_vgic_sync(vm, vcpu);
+            result
+        }
+        None => Err(DevError::UnknownRegister),
+    };
     if !effects.output.is_empty() {
         services.uart_output(vm, &effects.output);
     }
-    if let Some(Err(error)) = result {
+    if let Err(error) = result {
         services.guest_report(
             vm,
             Cause::DeviceRegister,
@@ -234,11 +272,7 @@ fn emulate_mmio(
         );
     }
     if !access.write {
-        let value = match result {
-            Some(Ok(value)) => value,
-            _ => 0,
-        };
-        regs.set(access.reg, load_value(access, value));
+        regs.set(access.reg, load_value(access, result.unwrap_or(0)));
     }
     regs.pc = regs.pc.wrapping_add(INSTRUCTION_BYTES);
 }

@@ -31,7 +31,7 @@
 //! | 0x20   | 8    | RAM base (IPA == physical address), zero unless bit 0 is set |
 //! | 0x28   | 8    | bitmask of the physical CPUs the personality may use        |
 //! | 0x30   | 4    | number of vCPUs                                             |
-//! | 0x34   | 4    | reserved, zero                                              |
+//! | 0x34   | 4    | size of its disk volume in MiB; 0 = no volume               |
 //! | 0x38   | 16   | kernel blob: offset (8), length (8)                         |
 //! | 0x48   | 16   | initrd blob: offset (8), length (8)                         |
 //! | 0x58   | 16   | bootargs blob (UTF-8, no NUL terminator): offset, length    |
@@ -41,6 +41,9 @@
 //! 0 and length 0. Bytes past "total bytes" are ignored, since a loader may hand over a
 //! region rounded up to a page; fewer bytes than "total bytes" is a truncated bundle.
 //! Blobs need not be disjoint: Janus only reads them (copying images into guest RAM).
+//!
+//! The volume field was reserved (zero) before personalities had disk volumes, so a
+//! bundle without volumes is byte for byte what it was, and the version stays 1.
 //!
 //! The parser checks the structure only; whether the values make sense (name
 //! characters, RAM alignment, CPU sets) is [`super::config::validate`]'s job.
@@ -84,7 +87,7 @@ mod entry {
     pub const RAM_BASE: usize = 0x20;
     pub const CPUS: usize = 0x28;
     pub const VCPUS: usize = 0x30;
-    pub const RESERVED: usize = 0x34;
+    pub const VOLUME_MIB: usize = 0x34;
     pub const KERNEL: usize = 0x38;
     pub const INITRD: usize = 0x48;
     pub const BOOTARGS: usize = 0x58;
@@ -137,6 +140,9 @@ pub struct PersonalityConfig<'a> {
     pub vcpus: u32,
     /// Bitmask of the physical CPUs it may use (bit n = CPU n).
     pub cpus: u64,
+    /// Size in MiB of its disk volume, the GPT partition of the physical disk named
+    /// after it; `None` when it has none (the bundle stores 0).
+    pub volume_mib: Option<u32>,
     /// The kernel (or bare-metal program) image.
     pub kernel: &'a [u8],
     /// The initial RAM disk; may be empty.
@@ -156,6 +162,7 @@ impl fmt::Debug for PersonalityConfig<'_> {
             .field("ram_base", &self.ram_base.map(Hex))
             .field("vcpus", &self.vcpus)
             .field("cpus", &format_args!("{:#b}", self.cpus))
+            .field("volume_mib", &self.volume_mib)
             .field("kernel_bytes", &self.kernel.len())
             .field("initrd_bytes", &self.initrd.len())
             .field("bootargs", &self.bootargs)
@@ -247,7 +254,7 @@ pub enum BundleError {
         /// The value found.
         flags: u32,
     },
-    /// A reserved entry field is not zero, or `ram_base` is set without its flag.
+    /// `ram_base` is set without its flag (or an entry field could not be read).
     ReservedEntryField {
         /// Index of the entry.
         index: usize,
@@ -451,9 +458,10 @@ impl<'a> Layout<'a> {
         };
         let cpus = read_u64(bytes, entry::CPUS).ok_or(reserved)?;
         let vcpus = read_u32(bytes, entry::VCPUS).ok_or(reserved)?;
-        if read_u32(bytes, entry::RESERVED) != Some(0) {
-            return Err(reserved);
-        }
+        let volume_mib = match read_u32(bytes, entry::VOLUME_MIB).ok_or(reserved)? {
+            0 => None,
+            mib => Some(mib),
+        };
         let kernel = self.blob(index, bytes, entry::KERNEL, Blob::Kernel)?;
         let initrd = self.blob(index, bytes, entry::INITRD, Blob::Initrd)?;
         let bootargs = self.blob(index, bytes, entry::BOOTARGS, Blob::Bootargs)?;
@@ -466,6 +474,7 @@ impl<'a> Layout<'a> {
             ram_base,
             vcpus,
             cpus,
+            volume_mib,
             kernel,
             initrd,
             bootargs,
@@ -618,7 +627,8 @@ pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
         out.extend_from_slice(&personality.ram_base.unwrap_or(0).to_le_bytes());
         out.extend_from_slice(&personality.cpus.to_le_bytes());
         out.extend_from_slice(&personality.vcpus.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        // `Some(0)` is stored as "no volume"; `validate` refuses it anyway.
+        out.extend_from_slice(&personality.volume_mib.unwrap_or(0).to_le_bytes());
         for (offset, length) in places {
             out.extend_from_slice(&offset.to_le_bytes());
             out.extend_from_slice(&length.to_le_bytes());

@@ -6,10 +6,21 @@
 //!
 //! What it does not know (where physical RAM is, which IPAs the devices use) is checked
 //! by the boot code that places each personality.
+//!
+//! [`validate_disk`] checks the disk the config describes (a volume per personality
+//! that asks for one, then the `shared` and `janus` partitions). Only the build runs
+//! it: Janus reads the partitions from the disk's GPT, not from the bundle.
 
 use core::fmt;
 
 use super::bundle::{PersonalityConfig, NAME_MAX_BYTES};
+
+mod disk;
+
+pub use disk::{
+    validate_disk, DiskConfig, DiskPartition, DISK_MAX_MIB, DISK_OVERHEAD_MIB, JANUS_MAX_MIB,
+    JANUS_MIN_MIB, RESERVED_NAMES, VOLUME_MAX_MIB, VOLUME_MIN_MIB,
+};
 
 /// Stage-2 block size: guest RAM is mapped in 2 MiB blocks, so sizes and bases are
 /// multiples of it.
@@ -68,6 +79,12 @@ pub enum Field {
     Cpus,
     /// `kernel`.
     Kernel,
+    /// `volume_mib`.
+    Volume,
+    /// `shared_mib` of the `[disk]` table.
+    DiskShared,
+    /// `janus_mib` of the `[disk]` table.
+    DiskJanus,
 }
 
 /// Why a set of personalities was refused. Each variant names the personality (its
@@ -188,14 +205,50 @@ pub enum ConfigError {
         /// Index of the personality.
         index: usize,
     },
+    /// The name is one the disk keeps for its own partitions ([`RESERVED_NAMES`]).
+    NameReserved {
+        /// Index of the personality.
+        index: usize,
+    },
+    /// `volume_mib` is below [`VOLUME_MIN_MIB`].
+    VolumeTooSmall {
+        /// Index of the personality.
+        index: usize,
+        /// The size given.
+        volume_mib: u32,
+    },
+    /// `volume_mib` is above [`VOLUME_MAX_MIB`].
+    VolumeTooLarge {
+        /// Index of the personality.
+        index: usize,
+        /// The size given.
+        volume_mib: u32,
+    },
+    /// A partition of the `[disk]` table is outside [`DiskPartition::size_range_mib`].
+    DiskPartitionSize {
+        /// Which partition.
+        partition: DiskPartition,
+        /// The size given.
+        mib: u32,
+    },
+    /// The whole disk, GPT included, is larger than [`DISK_MAX_MIB`].
+    DiskTooLarge {
+        /// What it would be.
+        total_mib: u64,
+    },
 }
 
 impl ConfigError {
     /// Index of the personality at fault, if the error is about one.
     pub fn personality(&self) -> Option<usize> {
         match *self {
-            ConfigError::NoPersonalities => None,
-            ConfigError::TooManyPersonalities { index, .. }
+            ConfigError::NoPersonalities
+            | ConfigError::DiskPartitionSize { .. }
+            | ConfigError::DiskTooLarge { .. } => None,
+            ConfigError::NameReserved { index }
+            | ConfigError::VolumeTooSmall { index, .. }
+            | ConfigError::VolumeTooLarge { index, .. }
+            | ConfigError::TooManyPersonalities { index, .. }
             | ConfigError::NameEmpty { index }
             | ConfigError::NameTooLong { index, .. }
             | ConfigError::NameBadCharacter { index, .. }
@@ -217,8 +270,11 @@ impl ConfigError {
     /// The field at fault, if one is; `None` for errors about the list as a whole.
     pub fn field(&self) -> Option<Field> {
         match self {
-            ConfigError::NoPersonalities | ConfigError::TooManyPersonalities { .. } => None,
-            ConfigError::NameEmpty { .. }
+            ConfigError::NoPersonalities
+            | ConfigError::TooManyPersonalities { .. }
+            | ConfigError::DiskTooLarge { .. } => None,
+            ConfigError::NameReserved { .. }
+            | ConfigError::NameEmpty { .. }
             | ConfigError::NameTooLong { .. }
             | ConfigError::NameBadCharacter { .. }
             | ConfigError::DuplicateName { .. } => Some(Field::Name),
@@ -233,6 +289,13 @@ impl ConfigError {
             | ConfigError::VcpusExceedCpus { .. } => Some(Field::Vcpus),
             ConfigError::CpuOutOfRange { .. } | ConfigError::CpusShared { .. } => Some(Field::Cpus),
             ConfigError::KernelEmpty { .. } => Some(Field::Kernel),
+            ConfigError::VolumeTooSmall { .. } | ConfigError::VolumeTooLarge { .. } => {
+                Some(Field::Volume)
+            }
+            ConfigError::DiskPartitionSize { partition, .. } => Some(match partition {
+                DiskPartition::Shared => Field::DiskShared,
+                DiskPartition::Janus => Field::DiskJanus,
+            }),
         }
     }
 
@@ -340,6 +403,30 @@ impl fmt::Display for ConfigError {
                 other + 1
             ),
             ConfigError::KernelEmpty { .. } => formatter.write_str("kernel image is empty"),
+            ConfigError::NameReserved { .. } => formatter.write_str(
+                "name is reserved: the disk's own partitions are called shared and janus",
+            ),
+            ConfigError::VolumeTooSmall { volume_mib, .. } => write!(
+                formatter,
+                "volume_mib = {volume_mib} is below the {VOLUME_MIN_MIB} MiB an ext4 volume needs"
+            ),
+            ConfigError::VolumeTooLarge { volume_mib, .. } => write!(
+                formatter,
+                "volume_mib = {volume_mib} is above the largest volume, {VOLUME_MAX_MIB} MiB"
+            ),
+            ConfigError::DiskPartitionSize { partition, mib } => {
+                let (min, max) = partition.size_range_mib();
+                write!(
+                    formatter,
+                    "{}_mib = {mib} is outside {min} to {max} MiB",
+                    partition.name()
+                )
+            }
+            ConfigError::DiskTooLarge { total_mib } => write!(
+                formatter,
+                "the disk would be {total_mib} MiB (volumes, shared, janus and \
+                 {DISK_OVERHEAD_MIB} MiB of GPT), more than {DISK_MAX_MIB} MiB"
+            ),
         }
     }
 }
@@ -356,7 +443,8 @@ impl fmt::Display for ConfigError {
 /// `[a-z0-9-]` or repeats an earlier one; RAM that is zero, not a 2 MiB multiple, at a
 /// misaligned or overflowing base, or overlapping another fixed range; vCPUs that are
 /// zero, past the limit or more than the CPUs listed; CPUs the machine lacks or that
-/// another personality uses; an empty kernel.
+/// another personality uses; an empty kernel; a name the disk reserves; a volume
+/// smaller than [`VOLUME_MIN_MIB`] or larger than [`VOLUME_MAX_MIB`].
 pub fn validate(
     personalities: &[PersonalityConfig<'_>],
     limits: &Limits,
@@ -432,10 +520,20 @@ fn check_own_fields(
     if personality.kernel.is_empty() {
         return Err(ConfigError::KernelEmpty { index });
     }
+
+    if let Some(volume_mib) = personality.volume_mib {
+        if volume_mib < VOLUME_MIN_MIB {
+            return Err(ConfigError::VolumeTooSmall { index, volume_mib });
+        }
+        if volume_mib > VOLUME_MAX_MIB {
+            return Err(ConfigError::VolumeTooLarge { index, volume_mib });
+        }
+    }
     Ok(())
 }
 
-/// Checks a name: 1 to [`NAME_MAX_BYTES`] characters from `[a-z0-9-]`.
+/// Checks a name: 1 to [`NAME_MAX_BYTES`] characters from `[a-z0-9-]`, not one of
+/// [`RESERVED_NAMES`].
 fn check_name(index: usize, name: &str) -> Result<(), ConfigError> {
     if name.is_empty() {
         return Err(ConfigError::NameEmpty { index });
@@ -452,6 +550,9 @@ fn check_name(index: usize, name: &str) -> Result<(), ConfigError> {
             index,
             length: name.len(),
         });
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(ConfigError::NameReserved { index });
     }
     Ok(())
 }

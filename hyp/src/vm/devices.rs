@@ -8,11 +8,10 @@ use alloc::vec::Vec;
 use crate::dev::sbsa_uart::SbsaUart;
 use alloc::boxed::Box;
 
+use crate::dev::bus::{Fitted, Route, Target};
 use crate::dev::vgic::{GicFrame, Vgic, VgicError, VirtualGic};
 use crate::dev::{DevError, MmioDevice, Width};
-use crate::vm::devicetree::layout::{
-    GICD_BASE, GICD_SIZE, GICR_BASE, TIMER_PHYS_PPI, TIMER_VIRT_PPI, UART_BASE, UART_SIZE, UART_SPI,
-};
+use crate::vm::devicetree::layout::{TIMER_PHYS_PPI, TIMER_VIRT_PPI, UART_SPI};
 
 /// SPIs the virtual distributor implements (INTIDs 32-63: one ITLinesNumber group).
 pub const SPIS: u32 = 32;
@@ -21,14 +20,6 @@ pub const UART_INTID: u32 = 32 + UART_SPI;
 /// INTIDs of the EL1 virtual and physical timers' PPIs, each tied to the physical
 /// PPI of the same number on the vCPU's physical CPU.
 pub const TIMER_INTIDS: [u32; 2] = [16 + TIMER_VIRT_PPI, 16 + TIMER_PHYS_PPI];
-
-/// Which device a guest address belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Window {
-    Distributor,
-    Redistributors,
-    Uart,
-}
 
 /// What one emulated access produced besides its value.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -82,67 +73,60 @@ impl Devices {
         })
     }
 
-    fn window(&self, ipa: u64) -> Option<(Window, u64)> {
-        let inside = |base: u64, size: u64| ipa.checked_sub(base).filter(|&offset| offset < size);
-        if let Some(offset) = inside(GICD_BASE, GICD_SIZE) {
-            return Some((Window::Distributor, offset));
+    /// What this personality has on its bus (the block device is fitted
+    /// apart, by whoever gives it a volume).
+    pub fn fitted(&self) -> Fitted {
+        Fitted {
+            redistributor_bytes: self.vgic.frame_bytes(GicFrame::Redistributors),
+            vgic: true,
+            uart: self.uart.is_some(),
+            block: false,
         }
-        if let Some(offset) = inside(GICR_BASE, self.vgic.frame_bytes(GicFrame::Redistributors)) {
-            return Some((Window::Redistributors, offset));
-        }
-        self.uart.as_ref()?;
-        inside(UART_BASE, UART_SIZE).map(|offset| (Window::Uart, offset))
     }
 
-    /// Whether `ipa` is in the interrupt controller's distributor or redistributors.
-    pub fn is_interrupt_controller(&self, ipa: u64) -> bool {
-        matches!(
-            self.window(ipa),
-            Some((Window::Distributor | Window::Redistributors, _))
-        )
-    }
-
-    /// Whether a device answers at `ipa`.
-    pub fn claims(&self, ipa: u64) -> bool {
-        self.window(ipa).is_some()
-    }
-
-    /// Performs a guest access at `ipa`: `Some(value)` read (0 for a write), or
-    /// `None` when no device is there. A device's refusal (unknown register,
-    /// bad width) reads as zero and ignores the write, as the GIC and PL011
-    /// specifications ask of reserved locations; it comes back as the error.
+    /// Performs a guest access that the bus routed here. A device's refusal
+    /// (unknown register, bad width) reads as zero and ignores the write, as
+    /// the GIC and PL011 specifications ask of reserved locations; it comes back
+    /// as the error. A target these devices do not hold is an unknown register.
+    ///
+    /// # Errors
+    /// The device's refusal.
     pub fn access(
         &mut self,
-        ipa: u64,
+        route: Route,
         width: Width,
         write: Option<u64>,
         effects: &mut Effects,
-    ) -> Option<Result<u64, DevError>> {
-        let (window, offset) = self.window(ipa)?;
-        let result = match (window, write) {
-            (Window::Distributor, None) => self.vgic.read(GicFrame::Distributor, offset, width),
-            (Window::Distributor, Some(value)) => self
-                .vgic
-                .write(GicFrame::Distributor, offset, width, value)
-                .map(|()| 0),
-            (Window::Redistributors, None) => {
-                self.vgic.read(GicFrame::Redistributors, offset, width)
-            }
-            (Window::Redistributors, Some(value)) => self
-                .vgic
-                .write(GicFrame::Redistributors, offset, width, value)
-                .map(|()| 0),
-            (Window::Uart, None) => self.uart.as_mut()?.read(offset, width),
-            (Window::Uart, Some(value)) => {
-                self.uart.as_mut()?.write(offset, width, value).map(|()| 0)
-            }
+    ) -> Result<u64, DevError> {
+        let offset = route.offset;
+        let frame = match route.target {
+            Target::Distributor => GicFrame::Distributor,
+            Target::Redistributors => GicFrame::Redistributors,
+            Target::Uart => return self.uart_access(offset, width, write, effects),
+            Target::Block => return Err(DevError::UnknownRegister),
         };
-        if let (Window::Uart, Some(uart)) = (window, self.uart.as_mut()) {
-            effects.output.extend(uart.take_output());
-            self.refill_input();
-            self.update_uart_line();
+        match write {
+            None => self.vgic.read(frame, offset, width),
+            Some(value) => self.vgic.write(frame, offset, width, value).map(|()| 0),
         }
-        Some(result)
+    }
+
+    fn uart_access(
+        &mut self,
+        offset: u64,
+        width: Width,
+        write: Option<u64>,
+        effects: &mut Effects,
+    ) -> Result<u64, DevError> {
+        let uart = self.uart.as_mut().ok_or(DevError::UnknownRegister)?;
+        let result = match write {
+            None => uart.read(offset, width),
+            Some(value) => uart.write(offset, width, value).map(|()| 0),
+        };
+        effects.output.extend(uart.take_output());
+        self.refill_input();
+        self.update_uart_line();
+        result
     }
 
     /// Feeds typed bytes to the UART, queueing what its FIFO cannot take yet;
@@ -193,22 +177,32 @@ impl Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dev::bus::Bus;
+
+    /// Routes an access at `ipa` as the dispatcher does: `None` when no device
+    /// of these answers there.
+    fn at(
+        devices: &mut Devices,
+        ipa: u64,
+        width: Width,
+        write: Option<u64>,
+        effects: &mut Effects,
+    ) -> Option<Result<u64, DevError>> {
+        let route = Bus::new(devices.fitted()).route(ipa)?;
+        Some(devices.access(route, width, write, effects))
+    }
 
     #[test]
-    fn addresses_reach_their_device() {
+    fn the_bus_of_a_linux_personality_has_the_gic_and_the_uart() {
         let devices = Devices::new(2).unwrap();
-        assert_eq!(devices.window(0x0800_0000), Some((Window::Distributor, 0)));
+        let bus = Bus::new(devices.fitted());
+        assert!(bus.has(Target::Distributor) && bus.has(Target::Uart));
         assert_eq!(
-            devices.window(0x080A_0000 + 0x3_0000),
-            Some((Window::Redistributors, 0x3_0000))
+            bus.route(0x080A_0000 + 0x3_0000).map(|route| route.target),
+            Some(Target::Redistributors)
         );
-        assert_eq!(devices.window(0x080A_0000 + 0x4_0000), None);
-        assert_eq!(devices.window(0x0900_0018), Some((Window::Uart, 0x18)));
-        assert_eq!(devices.window(0x0900_1000), None);
-        assert_eq!(devices.window(0x4000_0000), None);
-        assert!(devices.is_interrupt_controller(0x0800_0100));
-        assert!(devices.is_interrupt_controller(0x080A_0000));
-        assert!(!devices.is_interrupt_controller(0x0900_0000));
+        assert_eq!(bus.route(0x080A_0000 + 0x4_0000), None);
+        assert!(!bus.has(Target::Block));
     }
 
     #[test]
@@ -216,7 +210,8 @@ mod tests {
         let mut devices = Devices::new(2).unwrap();
         let mut effects = Effects::default();
         // UARTDR write.
-        let result = devices.access(
+        let result = at(
+            &mut devices,
             0x0900_0000,
             Width::Word,
             Some(u64::from(b'x')),
@@ -225,23 +220,34 @@ mod tests {
         assert_eq!(result, Some(Ok(0)));
         assert_eq!(effects.output, b"x");
         // Unmask RX (UARTIMSC bit 4), then type.
-        devices.access(0x0900_0038, Width::Word, Some(1 << 4), &mut effects);
+        at(
+            &mut devices,
+            0x0900_0038,
+            Width::Word,
+            Some(1 << 4),
+            &mut effects,
+        );
         assert_eq!(devices.input(b"ab"), 2);
         assert!(devices.uart.as_ref().is_some_and(SbsaUart::irq_level));
-        let read = devices.access(0x0900_0000, Width::Word, None, &mut effects);
+        let read = at(&mut devices, 0x0900_0000, Width::Word, None, &mut effects);
         assert_eq!(read, Some(Ok(u64::from(b'a'))));
     }
 
     #[test]
     fn a_bare_metal_personality_has_the_gic_but_no_uart() {
         let mut devices = Devices::interrupts_only(2).unwrap();
-        assert!(devices.is_interrupt_controller(0x0800_0000));
-        assert!(devices.claims(0x080A_0000 + 0x3_0000));
-        assert!(!devices.claims(0x0900_0000));
+        let bus = Bus::new(devices.fitted());
+        assert!(bus.has(Target::Distributor));
+        assert!(bus.route(0x080A_0000 + 0x3_0000).is_some());
+        assert!(bus.route(0x0900_0000).is_none());
+        let uart = Route {
+            target: Target::Uart,
+            offset: 0,
+        };
         let mut effects = Effects::default();
         assert_eq!(
-            devices.access(0x0900_0000, Width::Word, Some(1), &mut effects),
-            None
+            devices.access(uart, Width::Word, Some(1), &mut effects),
+            Err(DevError::UnknownRegister)
         );
         assert_eq!(devices.input(b"ab"), 0);
         devices.reset();
@@ -256,13 +262,13 @@ mod tests {
         let mut received = Vec::new();
         // Read UARTDR until UARTFR.RXFE (bit 4) says empty.
         let receive_empty = |devices: &mut Devices, effects: &mut Effects| {
-            let flags = devices.access(0x0900_0018, Width::Word, None, effects);
+            let flags = at(devices, 0x0900_0018, Width::Word, None, effects);
             flags
                 .and_then(Result::ok)
                 .is_none_or(|flags| flags & 0x10 != 0)
         };
         while !receive_empty(&mut devices, &mut effects) {
-            let Some(Ok(byte)) = devices.access(0x0900_0000, Width::Word, None, &mut effects)
+            let Some(Ok(byte)) = at(&mut devices, 0x0900_0000, Width::Word, None, &mut effects)
             else {
                 panic!("DR read failed");
             };

@@ -28,6 +28,9 @@ pub struct GuestTree<'a> {
     /// This start's `/chosen/rng-seed` and `/chosen/kaslr-seed`, when the board
     /// gave Janus boot entropy (`vm/entropy.rs`).
     pub seeds: Option<GuestSeeds>,
+    /// Whether to describe the virtio-mmio block device (the personality has a
+    /// volume on the disk); only with `devices`.
+    pub block: bool,
 }
 
 /// Where each personality sees its virtual devices (the virt board's addresses,
@@ -59,6 +62,13 @@ pub mod layout {
     pub const TIMER_HYP_PPI: u32 = 10;
     /// The UART's fixed line speed, which Linux' sbsa-uart driver requires.
     pub const UART_BAUD: u32 = 115_200;
+    /// The virtio-mmio block device (the personality's volume): the virt
+    /// board's first virtio-mmio slot.
+    pub const BLOCK_BASE: u64 = 0x0a00_0000;
+    /// Size of a virtio-mmio window.
+    pub const BLOCK_SIZE: u64 = 0x200;
+    /// The block device's SPI number (INTID 32 + 16), as the virt board's first slot.
+    pub const BLOCK_SPI: u32 = 16;
 }
 
 /// Interrupt specifier cells (GIC binding): type 0 = SPI, 1 = PPI.
@@ -185,6 +195,15 @@ fn devices(fdt: &mut FdtWriter, tree: &GuestTree<'_>) -> FdtWriterResult<()> {
     fdt.property_u32("current-speed", UART_BAUD)?;
     fdt.end_node(uart)?;
 
+    if tree.block {
+        let block = fdt.begin_node(&alloc::format!("virtio_mmio@{BLOCK_BASE:x}"))?;
+        fdt.property_string("compatible", "virtio,mmio")?;
+        fdt.property_array_u64("reg", &[BLOCK_BASE, BLOCK_SIZE])?;
+        fdt.property_array_u32("interrupts", &[GIC_SPI, BLOCK_SPI, IRQ_LEVEL_HIGH])?;
+        fdt.property_null("dma-coherent")?;
+        fdt.end_node(block)?;
+    }
+
     let aliases = fdt.begin_node("aliases")?;
     fdt.property_string("serial0", &alloc::format!("/{uart_name}"))?;
     fdt.end_node(aliases)?;
@@ -204,6 +223,7 @@ mod tests {
             initrd: Some((0x8100_0000, 0x8110_0000)),
             devices: true,
             seeds: None,
+            block: false,
         }
     }
 
@@ -325,5 +345,25 @@ mod tests {
         let chosen = fdt.find_node("/chosen").expect("chosen");
         let stdout = chosen.property("stdout-path").and_then(|p| p.as_str());
         assert_eq!(stdout, Some("/uart@9000000:115200n8"));
+    }
+
+    #[test]
+    fn a_personality_with_a_volume_gets_a_virtio_mmio_node_on_spi_16() {
+        let blob = generate(&tree()).expect("generate");
+        let fdt = fdt::Fdt::new(&blob).expect("parse");
+        assert!(fdt.find_compatible(&["virtio,mmio"]).is_none());
+        let blob = generate(&GuestTree {
+            block: true,
+            ..tree()
+        })
+        .expect("generate");
+        let fdt = fdt::Fdt::new(&blob).expect("parse");
+        let block = fdt.find_compatible(&["virtio,mmio"]).expect("virtio node");
+        let reg = block.reg().and_then(|mut r| r.next()).expect("reg");
+        assert_eq!(reg.starting_address as u64, 0x0a00_0000);
+        assert_eq!(reg.size, Some(0x200));
+        let cells = block.property("interrupts").expect("interrupts").value;
+        assert_eq!(cells, &[0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 4]);
+        assert!(block.property("dma-coherent").is_some());
     }
 }

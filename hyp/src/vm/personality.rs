@@ -10,6 +10,8 @@ use super::bundle::GuestKind;
 use super::devices::Devices;
 use super::vcpu::VcpuSlot;
 use crate::console::ratelimit::ReportLimiter;
+use crate::dev::bus::Bus;
+use crate::trap::block::BlockDevice;
 
 /// Lifecycle of a personality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,9 +59,16 @@ pub struct Personality {
     state: AtomicU8,
     /// Console output not yet ended by a newline.
     pub console: Mutex<Vec<u8>>,
+    /// Which device answers at which guest address (fixed when it is made,
+    /// read without a lock).
+    pub bus: Bus,
     /// Emulated devices: the vGIC of every personality made at boot, and a Linux
     /// personality's UART (`None` only in tests).
     pub devices: Option<Mutex<Devices>>,
+    /// Its virtio-mmio block device, on its volume (a partition of Janus'
+    /// disk), when it has one; apart from `devices` so that disk I/O never
+    /// holds up the vGIC.
+    pub block: Option<Mutex<BlockDevice>>,
     /// The rate limits of the reports it makes Janus print; made at its first
     /// report, when the console's clock is known.
     pub reports: Mutex<Option<ReportLimiter>>,
@@ -86,9 +95,27 @@ impl Personality {
             vcpus: pcpus.iter().map(|&pcpu| VcpuSlot::new(pcpu)).collect(),
             state: AtomicU8::new(VmState::Starting as u8),
             console: Mutex::new(Vec::new()),
+            bus: devices
+                .as_ref()
+                .map(|devices| Bus::new(devices.fitted()))
+                .unwrap_or_default(),
             devices: devices.map(Mutex::new),
+            block: None,
             reports: Mutex::new(None),
         }
+    }
+
+    /// Gives it `block` as its block device, on its bus.
+    pub fn with_block(mut self, block: BlockDevice) -> Personality {
+        let mut fitted = self
+            .devices
+            .as_ref()
+            .map(|devices| devices.lock().fitted())
+            .unwrap_or_default();
+        fitted.block = true;
+        self.bus = Bus::new(fitted);
+        self.block = Some(Mutex::new(block));
+        self
     }
 
     /// The lifecycle state.

@@ -1,6 +1,6 @@
-//! The initramfs of a Linux personality: busybox, a `/dev/console` node and an `/init`
-//! script, as an uncompressed `newc` cpio archive that the kernel unpacks into its
-//! rootfs.
+//! The initramfs of a Linux personality: busybox, a `/dev/console` node, an `/init`
+//! script and the kernel modules that mount its volume, as an uncompressed `newc` cpio
+//! archive that the kernel unpacks into its rootfs.
 //!
 //! The `newc` format (the kernel's `Documentation/driver-api/early-userspace/
 //! buffer-format.rst`) is a list of entries, each a 110-byte ASCII header, the path
@@ -471,11 +471,29 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n";
 /// `/etc/group`: root, and tty (the group devpts gives terminals).
 const GROUP: &str = "root:x:0:\ntty:x:5:\n";
 
+/// Where the kernel modules go, flat, as `<name>.ko`.
+pub const MODULES_DIR: &str = "lib/modules";
+/// The file `/init` reads to load the modules: one file name (in [`MODULES_DIR`]) a
+/// line, each after everything it depends on, as `modules.dep` would order them.
+pub const LOAD_ORDER_FILE: &str = "lib/modules/load-order";
+
+/// A kernel module to put in the initramfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelModule<'a> {
+    /// Its file name in [`MODULES_DIR`], such as `ext4.ko`.
+    pub file_name: &'a str,
+    /// The `.ko` file.
+    pub bytes: &'a [u8],
+}
+
 /// The directories of the initramfs, parents first, with their permissions.
 const DIRECTORIES: &[(&str, u32)] = &[
     ("bin", 0o755),
+    ("data", 0o755),
     ("dev", 0o755),
     ("etc", 0o755),
+    ("lib", 0o755),
+    ("lib/modules", 0o755),
     ("proc", 0o555),
     ("root", 0o700),
     ("run", 0o755),
@@ -490,13 +508,19 @@ const DIRECTORIES: &[(&str, u32)] = &[
 /// The whole initramfs of personality `name`: the [`DIRECTORIES`], `/dev/console`,
 /// `/bin/busybox` (the static arm64 `busybox`) with `/bin/sh` linked to it (the
 /// rest of the applets are linked by `/init` at boot), `/etc/hostname`,
-/// `/etc/passwd`, `/etc/group` and `/init`.
+/// `/etc/passwd`, `/etc/group`, `/init`, and `modules` in [`MODULES_DIR`] with their
+/// [`LOAD_ORDER_FILE`] (in the order given, which must be load order).
 ///
 /// # Errors
 ///
 /// [`InitramfsError::BadName`] for a name that fails [`check_name`],
-/// [`InitramfsError::NotArm64Busybox`] when `busybox` is not an arm64 ELF file.
-pub fn build(name: &str, busybox: &[u8]) -> Result<Vec<u8>, InitramfsError> {
+/// [`InitramfsError::NotArm64Busybox`] when `busybox` is not an arm64 ELF file,
+/// [`InitramfsError::Cpio`] for a module file name that is not a plain file name.
+pub fn build(
+    name: &str,
+    busybox: &[u8],
+    modules: &[KernelModule<'_>],
+) -> Result<Vec<u8>, InitramfsError> {
     let init = init_script(name)?;
     if !is_arm64_elf(busybox) {
         return Err(InitramfsError::NotArm64Busybox);
@@ -513,6 +537,20 @@ pub fn build(name: &str, busybox: &[u8]) -> Result<Vec<u8>, InitramfsError> {
     archive.file("etc/passwd", 0o644, PASSWD.as_bytes())?;
     archive.file("etc/group", 0o644, GROUP.as_bytes())?;
     archive.file("init", 0o755, init.as_bytes())?;
+    let mut load_order = String::new();
+    for module in modules {
+        if module.file_name.contains('/') || !module.file_name.ends_with(".ko") {
+            return Err(CpioError::BadPath(module.file_name.to_owned()).into());
+        }
+        archive.file(
+            &format!("{MODULES_DIR}/{}", module.file_name),
+            0o644,
+            module.bytes,
+        )?;
+        load_order.push_str(module.file_name);
+        load_order.push('\n');
+    }
+    archive.file(LOAD_ORDER_FILE, 0o644, load_order.as_bytes())?;
     Ok(archive.finish())
 }
 
@@ -688,7 +726,7 @@ mod tests {
     #[test]
     fn build_makes_a_bootable_tree() {
         let busybox = fake_busybox();
-        let entries = parse(&build("personal", &busybox).unwrap()).unwrap();
+        let entries = parse(&build("personal", &busybox, &[]).unwrap()).unwrap();
         let find = |name: &str| {
             entries
                 .iter()
@@ -729,20 +767,61 @@ mod tests {
         }
         // Owned by root, reproducible.
         assert!(entries.iter().all(|entry| entry.uid == 0 && entry.gid == 0));
-        assert_eq!(build("personal", &busybox), build("personal", &busybox));
+        assert_eq!(
+            build("personal", &busybox, &[]),
+            build("personal", &busybox, &[])
+        );
+    }
+
+    #[test]
+    fn modules_go_in_lib_modules_with_their_load_order() {
+        let modules = [
+            KernelModule {
+                file_name: "jbd2.ko",
+                bytes: b"jbd2 module",
+            },
+            KernelModule {
+                file_name: "ext4.ko",
+                bytes: b"ext4 module",
+            },
+        ];
+        let entries = parse(&build("work", &fake_busybox(), &modules).unwrap()).unwrap();
+        let find = |name: &str| entries.iter().find(|entry| entry.name == name);
+        assert_eq!(find("lib/modules/jbd2.ko").unwrap().data, b"jbd2 module");
+        assert_eq!(find("lib/modules/ext4.ko").unwrap().data, b"ext4 module");
+        assert_eq!(find(LOAD_ORDER_FILE).unwrap().data, b"jbd2.ko\next4.ko\n");
+        assert_eq!(find("data").unwrap().file_type(), S_IFDIR);
+
+        let without = parse(&build("work", &fake_busybox(), &[]).unwrap()).unwrap();
+        let order = without.iter().find(|entry| entry.name == LOAD_ORDER_FILE);
+        assert_eq!(order.unwrap().data, b"");
+
+        for file_name in ["../evil.ko", "a/b.ko", "readme.txt"] {
+            let module = KernelModule {
+                file_name,
+                bytes: b"",
+            };
+            assert!(
+                build("work", &fake_busybox(), &[module]).is_err(),
+                "{file_name}"
+            );
+        }
     }
 
     #[test]
     fn build_refuses_bad_input() {
         assert_eq!(
-            build("Bad", &fake_busybox()),
+            build("Bad", &fake_busybox(), &[]),
             Err(InitramfsError::BadName("Bad".to_owned()))
         );
         let mut x86 = fake_busybox();
         x86[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-        assert_eq!(build("work", &x86), Err(InitramfsError::NotArm64Busybox));
         assert_eq!(
-            build("work", b"#!/bin/sh\n"),
+            build("work", &x86, &[]),
+            Err(InitramfsError::NotArm64Busybox)
+        );
+        assert_eq!(
+            build("work", b"#!/bin/sh\n", &[]),
             Err(InitramfsError::NotArm64Busybox)
         );
     }

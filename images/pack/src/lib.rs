@@ -12,24 +12,20 @@
 
 use std::fmt;
 use std::fs;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use hyp::vm::bundle::{self, GuestKind, PersonalityConfig};
-use hyp::vm::config::{self, ConfigError, Field, Limits, MAX_PHYSICAL_CPUS};
-use serde::Deserialize;
+use hyp::vm::bundle;
 use toml::Spanned;
+
+mod config_file;
+pub mod disk;
 pub mod initramfs;
+pub mod modules;
+
+use config_file::Source;
 
 /// Physical CPUs assumed when the command line does not say (QEMU `-smp 4`).
 pub const DEFAULT_PHYSICAL_CPUS: u32 = 4;
-
-/// Bytes in a mebibyte, to turn `ram_mib` into bytes.
-const MIB_BYTES: u64 = 1 << 20;
-
-/// A stand-in kernel for the first pass, which checks the config before any image is
-/// read; the second pass checks the real image (for instance that it is not empty).
-const KERNEL_NOT_READ_YET: &[u8] = b"not read yet";
 
 /// Why a config could not be packed, printed as `FILE:LINE: reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +36,15 @@ pub struct PackError {
 }
 
 impl PackError {
+    /// An error about `file` as a whole (it could not be read).
+    fn whole_file(file: &str, reason: impl Into<String>) -> Self {
+        PackError {
+            file: file.to_owned(),
+            line: None,
+            reason: reason.into(),
+        }
+    }
+
     /// An error at 1-based `line` of `file`.
     fn at(file: &str, line: usize, reason: impl Into<String>) -> Self {
         PackError {
@@ -77,72 +82,6 @@ impl fmt::Display for PackError {
 
 impl std::error::Error for PackError {}
 
-/// The whole file: a list of `[[personality]]` tables.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    #[serde(default)]
-    personality: Vec<Spanned<PersonalityToml>>,
-}
-
-/// One `[[personality]]` table, every value with the place it came from.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PersonalityToml {
-    name: Spanned<String>,
-    kind: Spanned<KindToml>,
-    ram_mib: Spanned<u64>,
-    ram_base: Option<Spanned<u64>>,
-    vcpus: Spanned<u32>,
-    cpus: Spanned<Vec<Spanned<u32>>>,
-    kernel: Spanned<String>,
-    initrd: Option<Spanned<String>>,
-    bootargs: Option<Spanned<String>>,
-}
-
-/// The `kind` values.
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum KindToml {
-    Baremetal,
-    Linux,
-}
-
-impl From<KindToml> for GuestKind {
-    fn from(kind: KindToml) -> Self {
-        match kind {
-            KindToml::Baremetal => GuestKind::BareMetal,
-            KindToml::Linux => GuestKind::Linux,
-        }
-    }
-}
-
-/// A personality's values in the form `validate` takes, minus the images.
-struct Converted {
-    ram_bytes: u64,
-    cpus: u64,
-}
-
-/// The source text and its name, to turn byte offsets into `FILE:LINE` errors.
-struct Source<'a> {
-    text: &'a str,
-    file_name: &'a str,
-}
-
-impl Source<'_> {
-    /// 1-based line of byte `offset`.
-    fn line_of(&self, offset: usize) -> usize {
-        let before = self.text.as_bytes();
-        let before = before.get(..offset).unwrap_or(before);
-        before.iter().filter(|&&byte| byte == b'\n').count() + 1
-    }
-
-    /// An error at the line where `span` starts.
-    fn error(&self, span: Range<usize>, reason: impl Into<String>) -> PackError {
-        PackError::at(self.file_name, self.line_of(span.start), reason)
-    }
-}
-
 /// Reads the config at `config_path` and the images it names, checks them for a
 /// machine with `physical_cpus` CPUs, and returns the bundle.
 ///
@@ -152,16 +91,23 @@ impl Source<'_> {
 ///
 /// A [`PackError`] naming the file and line at fault: the config cannot be read or is
 /// not valid TOML, has an unknown key or a value of the wrong type, breaks a rule of
-/// [`hyp::vm::config::validate`], or names an image that cannot be read.
+/// [`hyp::vm::config::validate`] or [`hyp::vm::config::validate_disk`], or names an
+/// image that cannot be read.
 pub fn pack(config_path: &Path, physical_cpus: u32) -> Result<Vec<u8>, PackError> {
     let file_name = config_path.display().to_string();
-    let text = fs::read_to_string(config_path).map_err(|error| PackError {
-        file: file_name.clone(),
-        line: None,
-        reason: format!("cannot read config: {error}"),
-    })?;
+    let text = read_config(config_path)?;
     let base_dir = config_path.parent().unwrap_or(Path::new(""));
     pack_str(&text, base_dir, &file_name, physical_cpus)
+}
+
+/// Reads the config file at `config_path`.
+fn read_config(config_path: &Path) -> Result<String, PackError> {
+    fs::read_to_string(config_path).map_err(|error| {
+        PackError::whole_file(
+            &config_path.display().to_string(),
+            format!("cannot read config: {error}"),
+        )
+    })
 }
 
 /// Packs config `text` as if read from a file called `file_name` in `base_dir`.
@@ -175,105 +121,26 @@ pub fn pack_str(
     file_name: &str,
     physical_cpus: u32,
 ) -> Result<Vec<u8>, PackError> {
-    let source = Source { text, file_name };
-    let limits = Limits::with_physical_cpus(physical_cpus);
-    let config: ConfigFile = toml::from_str(text).map_err(|error| {
-        let line = error.span().map_or(1, |span| source.line_of(span.start));
-        PackError::at(file_name, line, error.message().trim_end())
-    })?;
-    let tables = &config.personality;
-
-    let converted = tables
-        .iter()
-        .enumerate()
-        .map(|(index, table)| convert(&source, index, table.get_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    // First pass: the config alone.
-    let placeholders: Vec<_> = tables
-        .iter()
-        .zip(&converted)
-        .map(|(table, values)| personality(table.get_ref(), values, KERNEL_NOT_READ_YET, &[]))
-        .collect();
-    config::validate(&placeholders, &limits)
-        .map_err(|error| config_error(&source, tables, error))?;
+    // First pass, inside `parse`: the config alone.
+    let parsed = config_file::parse(text, file_name, physical_cpus)?;
 
     // Second pass: with the images.
-    let mut images = Vec::with_capacity(tables.len());
-    for table in tables {
+    let mut images = Vec::with_capacity(parsed.tables().len());
+    for table in parsed.tables() {
         let table = table.get_ref();
-        let kernel = read_image(&source, base_dir, "kernel", &table.kernel)?;
+        let kernel = read_image(parsed.source(), base_dir, "kernel", &table.kernel)?;
         let initrd = match &table.initrd {
-            Some(path) => read_image(&source, base_dir, "initrd", path)?,
+            Some(path) => read_image(parsed.source(), base_dir, "initrd", path)?,
             None => Vec::new(),
         };
         images.push((kernel, initrd));
     }
-    let personalities: Vec<_> = tables
-        .iter()
-        .zip(&converted)
-        .zip(&images)
-        .map(|((table, values), (kernel, initrd))| {
-            personality(table.get_ref(), values, kernel, initrd)
-        })
-        .collect();
-    config::validate(&personalities, &limits)
-        .map_err(|error| config_error(&source, tables, error))?;
+    let personalities = parsed.personalities(|index| {
+        let (kernel, initrd) = &images[index];
+        (kernel, initrd)
+    });
+    parsed.validate(&personalities, physical_cpus)?;
     Ok(bundle::encode(&personalities))
-}
-
-/// Turns what TOML holds into what the bundle holds: MiB into bytes, a CPU list into
-/// a bitmask (refusing a CPU listed twice or one no bitmask can name).
-fn convert(
-    source: &Source<'_>,
-    index: usize,
-    table: &PersonalityToml,
-) -> Result<Converted, PackError> {
-    let ram_mib = *table.ram_mib.get_ref();
-    let ram_bytes = ram_mib.checked_mul(MIB_BYTES).ok_or_else(|| {
-        source.error(
-            table.ram_mib.span(),
-            format!("ram_mib = {ram_mib} is too large"),
-        )
-    })?;
-    let mut cpus = 0u64;
-    for cpu in table.cpus.get_ref() {
-        let number = *cpu.get_ref();
-        if number >= MAX_PHYSICAL_CPUS {
-            let error = ConfigError::CpuOutOfRange {
-                index,
-                cpu: number,
-                physical_cpus: MAX_PHYSICAL_CPUS,
-            };
-            return Err(source.error(cpu.span(), error.to_string()));
-        }
-        let bit = 1u64 << number;
-        if cpus & bit != 0 {
-            return Err(source.error(cpu.span(), format!("CPU {number} is listed twice")));
-        }
-        cpus |= bit;
-    }
-    Ok(Converted { ram_bytes, cpus })
-}
-
-/// The bundle's view of one personality.
-fn personality<'a>(
-    table: &'a PersonalityToml,
-    values: &Converted,
-    kernel: &'a [u8],
-    initrd: &'a [u8],
-) -> PersonalityConfig<'a> {
-    PersonalityConfig {
-        name: table.name.get_ref(),
-        kind: (*table.kind.get_ref()).into(),
-        ram_bytes: values.ram_bytes,
-        ram_base: table.ram_base.as_ref().map(|base| *base.get_ref()),
-        vcpus: *table.vcpus.get_ref(),
-        cpus: values.cpus,
-        kernel,
-        initrd,
-        bootargs: table.bootargs.as_ref().map_or("", |args| args.get_ref()),
-    }
 }
 
 /// Reads the image at `path` (relative to `base_dir`), blaming the line of its key.
@@ -289,46 +156,5 @@ fn read_image(
             path.span(),
             format!("cannot read {key} `{}`: {error}", full.display()),
         )
-    })
-}
-
-/// Points a [`ConfigError`] at the line of the key it is about.
-fn config_error(
-    source: &Source<'_>,
-    tables: &[Spanned<PersonalityToml>],
-    error: ConfigError,
-) -> PackError {
-    let reason = match error {
-        ConfigError::NoPersonalities => format!("{error} (add a [[personality]] table)"),
-        _ => error.to_string(),
-    };
-    let Some(table) = error.personality().and_then(|index| tables.get(index)) else {
-        return PackError::at(source.file_name, 1, reason);
-    };
-    let span = error
-        .field()
-        .and_then(|field| field_span(table.get_ref(), field, error.cpu()))
-        .unwrap_or_else(|| table.span());
-    source.error(span, reason)
-}
-
-/// Where `field` of a personality was written; for `cpus`, the element naming `cpu`
-/// when there is one.
-fn field_span(table: &PersonalityToml, field: Field, cpu: Option<u32>) -> Option<Range<usize>> {
-    Some(match field {
-        Field::Name => table.name.span(),
-        Field::RamBytes => table.ram_mib.span(),
-        Field::RamBase => table.ram_base.as_ref()?.span(),
-        Field::Vcpus => table.vcpus.span(),
-        Field::Cpus => cpu
-            .and_then(|cpu| {
-                table
-                    .cpus
-                    .get_ref()
-                    .iter()
-                    .find(|listed| *listed.get_ref() == cpu)
-            })
-            .map_or_else(|| table.cpus.span(), Spanned::span),
-        Field::Kernel => table.kernel.span(),
     })
 }

@@ -101,3 +101,61 @@ fn bad_input_exits_1_and_bad_usage_2() {
     assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: janus-initramfs"));
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn modules_need_their_folder_and_a_missing_one_is_an_error() {
+    let dir = scratch("modules");
+    let busybox = dir.join("busybox");
+    fs::write(&busybox, fake_busybox()).unwrap();
+    let output = dir.join("out.cpio");
+    let common = [
+        "--name",
+        "work",
+        "--busybox",
+        busybox.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ];
+
+    let no_folder = janus_initramfs(&[&common[..], &["--module", "ext4"]].concat());
+    assert_eq!(no_folder.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_folder.stderr).contains("--modules DIR"));
+
+    let empty = dir.join("lib-modules");
+    fs::create_dir_all(&empty).unwrap();
+    let missing = janus_initramfs(&[&common[..], &["--modules", empty.to_str().unwrap()]].concat());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("kernel module virtio_mmio not found"),
+        "{missing:?}"
+    );
+    assert!(!output.exists());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The real thing, when `images/fetch-debian.sh` has fetched it: Debian's arm64
+/// kernel modules for the volume resolve, dependencies first.
+#[test]
+fn debian_kernel_modules_resolve_when_fetched() {
+    let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/cache/debian");
+    let Ok(version) = fs::read_to_string(cache.join("VERSION")) else {
+        eprintln!("skipped: no Debian kernel in {}", cache.display());
+        return;
+    };
+    let dir = cache.join("kernel/lib/modules").join(version.trim());
+    let tree = janus_pack::modules::ModuleTree::open(&dir).unwrap();
+    let (order, missing) = tree.resolve(&janus_pack::modules::DEFAULT_MODULES).unwrap();
+    let names: Vec<&str> = order.iter().map(|module| module.name.as_str()).collect();
+    let position = |name: &str| {
+        names
+            .iter()
+            .position(|listed| *listed == name)
+            .unwrap_or_else(|| panic!("{name} not in {names:?}"))
+    };
+    assert_eq!(names.last(), Some(&"ext4"), "{names:?}");
+    for dependency in ["jbd2", "mbcache", "crc16"] {
+        assert!(position(dependency) < position("ext4"), "{names:?}");
+    }
+    assert!(position("virtio_mmio") < position("virtio_blk"));
+    assert!(missing.is_empty(), "{missing:?}");
+}

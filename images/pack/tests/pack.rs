@@ -441,3 +441,52 @@ fn binary_refuses_a_bad_command_line() {
     assert_eq!(result.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&result.stderr).contains("usage: janus-pack"));
 }
+
+#[test]
+fn volume_is_packed_and_optional() {
+    let scratch = Scratch::new("volume");
+    let text = edit("cpus = [2]\n", "cpus = [2]\nvolume_mib = 256\n");
+    let bytes = scratch.pack(&text).unwrap();
+    let bundle = Bundle::parse(&bytes).unwrap();
+    assert_eq!(bundle.personalities()[0].volume_mib, None);
+    assert_eq!(bundle.personalities()[1].volume_mib, Some(256));
+}
+
+#[test]
+fn too_small_or_negative_volume_is_refused_at_its_line() {
+    let scratch = Scratch::new("small-volume");
+    let text = edit("cpus = [2]\n", "cpus = [2]\nvolume_mib = 4\n");
+    scratch.expect_error(&text, 18, "volume_mib = 4 is below the 16 MiB");
+    let text = edit("cpus = [2]\n", "cpus = [2]\nvolume_mib = -1\n");
+    scratch.expect_error(&text, 18, "");
+    let text = edit("cpus = [2]\n", "cpus = [2]\nvolume_mib = 2000000\n");
+    scratch.expect_error(&text, 18, "above the largest volume");
+}
+
+#[test]
+fn disk_partition_names_cannot_be_personality_names() {
+    let scratch = Scratch::new("reserved");
+    scratch.expect_error(&edit("\"work\"", "\"shared\""), 12, "reserved");
+    scratch.expect_error(&edit("\"personal\"", "\"janus\""), 3, "reserved");
+}
+
+#[test]
+fn disk_table_is_checked_at_its_lines() {
+    let scratch = Scratch::new("disk-table");
+    let good = format!("{GOOD}\n[disk]\nshared_mib = 64\njanus_mib = 8\n");
+    scratch.pack(&good).unwrap();
+
+    let text = format!("{GOOD}\n[disk]\nshared_mib = 8\njanus_mib = 8\n");
+    scratch.expect_error(&text, 23, "shared_mib = 8 is outside 16 to");
+    let text = format!("{GOOD}\n[disk]\nshared_mib = 64\njanus_mib = 0\n");
+    scratch.expect_error(&text, 24, "janus_mib = 0 is outside 1 to 1024 MiB");
+    let text = format!("{GOOD}\n[disk]\nshared_mib = 64\n");
+    scratch.expect_error(&text, 22, "janus_mib");
+    let text = format!("{GOOD}\n[disk]\nshared_mib = 64\njanus_mib = 8\nsize_mib = 9\n");
+    scratch.expect_error(&text, 25, "unknown field `size_mib`");
+
+    let huge = edit("cpus = [0, 1]\n", "cpus = [0, 1]\nvolume_mib = 1048576\n")
+        .replace("cpus = [2]\n", "cpus = [2]\nvolume_mib = 1048576\n");
+    let text = format!("{huge}\n[disk]\nshared_mib = 64\njanus_mib = 8\n");
+    scratch.expect_error(&text, 24, "the disk would be 2097226 MiB");
+}

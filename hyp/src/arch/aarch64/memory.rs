@@ -28,9 +28,75 @@ fn dcache_line_bytes() -> u64 {
 /// `[address, address + buffer.len())` must be RAM of a personality, mapped in
 /// Janus' stage-1 table.
 pub unsafe fn copy_from_guest(address: u64, buffer: &mut [u8]) {
+    // A naturally aligned 2-, 4- or 8-byte value (a ring index) is loaded at
+    // once, so a concurrent update is never seen half done.
+    let pointer = address as usize;
+    if address.is_multiple_of(buffer.len().max(1) as u64) {
+        match buffer.len() {
+            2 => {
+                // SAFETY: in range and mapped per the caller's contract; aligned.
+                let value = unsafe { core::ptr::read_volatile(pointer as *const u16) };
+                buffer.copy_from_slice(&value.to_le_bytes());
+                return;
+            }
+            4 => {
+                // SAFETY: in range and mapped per the caller's contract; aligned.
+                let value = unsafe { core::ptr::read_volatile(pointer as *const u32) };
+                buffer.copy_from_slice(&value.to_le_bytes());
+                return;
+            }
+            8 => {
+                // SAFETY: in range and mapped per the caller's contract; aligned.
+                let value = unsafe { core::ptr::read_volatile(pointer as *const u64) };
+                buffer.copy_from_slice(&value.to_le_bytes());
+                return;
+            }
+            _ => {}
+        }
+    }
     for (offset, byte) in buffer.iter_mut().enumerate() {
         // SAFETY: in range and mapped per the caller's contract.
         *byte = unsafe { core::ptr::read_volatile((address as usize + offset) as *const u8) };
+    }
+}
+
+/// Writes `data` into a running guest's memory at `address` (a device's
+/// status byte or used-ring entry): volatile stores, since the guest's other
+/// vCPUs may read the bytes concurrently. No cache maintenance: a guest that
+/// drives a device runs with its caches on, as Janus does (both Normal
+/// Write-Back, inner shareable).
+///
+/// # Safety
+/// `[address, address + data.len())` must be RAM of a personality, mapped in
+/// Janus' stage-1 table.
+pub unsafe fn write_guest(address: u64, data: &[u8]) {
+    // A naturally aligned 2-, 4- or 8-byte value (a ring index) is stored at
+    // once, so the guest never reads it half updated.
+    let aligned = address.is_multiple_of(data.len().max(1) as u64);
+    let pointer = address as usize;
+    match (aligned, data) {
+        (true, &[a, b]) => {
+            // SAFETY: in range and mapped per the caller's contract; aligned.
+            unsafe { core::ptr::write_volatile(pointer as *mut u16, u16::from_le_bytes([a, b])) };
+            return;
+        }
+        (true, &[a, b, c, d]) => {
+            let value = u32::from_le_bytes([a, b, c, d]);
+            // SAFETY: in range and mapped per the caller's contract; aligned.
+            unsafe { core::ptr::write_volatile(pointer as *mut u32, value) };
+            return;
+        }
+        (true, &[a, b, c, d, e, f, g, h]) => {
+            let value = u64::from_le_bytes([a, b, c, d, e, f, g, h]);
+            // SAFETY: in range and mapped per the caller's contract; aligned.
+            unsafe { core::ptr::write_volatile(pointer as *mut u64, value) };
+            return;
+        }
+        _ => {}
+    }
+    for (offset, &byte) in data.iter().enumerate() {
+        // SAFETY: in range and mapped per the caller's contract.
+        unsafe { core::ptr::write_volatile((address as usize + offset) as *mut u8, byte) };
     }
 }
 

@@ -16,9 +16,13 @@ use super::boot;
 use super::context::El1Context;
 use super::exception::halt;
 use super::vectors::{enter_guest, ExitKind};
-use super::vgic_sync::{involves_vgic_state, kick_vcpus, sample_timers, settle_vgic, update_vgic};
+use super::vgic_sync::{
+    finish, involves_vgic_state, kick_vcpus, sample_timers, settle_locked, settle_vgic,
+    sync_locked, update_vgic, Pending,
+};
 use super::{firmware, gic, hyp_timer, ich, key, memory, percpu, timer, uart};
 use crate::console::ratelimit::{Cause, CAUSES};
+use crate::dev::vgic::VirtualGic;
 use crate::trap::dispatch::{self, Action, Services, INSTRUCTION_BYTES};
 use crate::trap::esr;
 use crate::trap::inject::Injection;
@@ -46,7 +50,8 @@ pub extern "C" fn handle_exit(_regs: *mut u8, kind: u64) {
         if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
             slot.exits.count(ExitCause::Hvc);
         }
-        if dispatch::hypercall(&mut cpu.regs, vm, cpu.vcpu, &mut Hardware) == Action::Resume {
+        let mut hardware = Hardware::default();
+        if dispatch::hypercall(&mut cpu.regs, vm, cpu.vcpu, &mut hardware) == Action::Resume {
             return;
         }
         leave_vcpu(cpu.vm.take(), cpu.vcpu);
@@ -134,13 +139,27 @@ fn invalidate_locally(operation: TlbOperation) {
     }
 }
 
+/// What an exit leaves to do with the vGIC once it is handled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterExit {
+    /// Bring the list registers and the model in step (a GIC system register).
+    Update,
+    /// Only what a device changed for this vCPU, and kicks owed to others.
+    Settle,
+    /// Nothing: the dispatcher did it under the lock of the access (MMIO).
+    Nothing,
+}
+
 #[inline(never)]
 fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, syndrome: u64) {
-    let mut involves_vgic = true;
+    let mut hardware = Hardware::default();
+    let mut after = AfterExit::Settle;
     let action = if kind == ExitKind::Sync as u64 {
         let exit = esr::decode(syndrome, FAR_EL2.get(), HPFAR_EL2.get());
-        involves_vgic = involves_vgic_state(vm, &exit);
-        if involves_vgic {
+        if matches!(exit, esr::Exit::Mmio(_)) {
+            after = AfterExit::Nothing;
+        } else if involves_vgic_state(&exit) {
+            after = AfterExit::Update;
             // A read of the pending state must see the timers as they are now.
             sample_timers(vm, cpu.vcpu);
         }
@@ -155,17 +174,18 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
             FAR_EL2.get(),
             vm,
             cpu.vcpu,
-            &mut Hardware,
+            &mut hardware,
         )
     } else if kind == ExitKind::Irq as u64 {
         if let Some(slot) = vm.vcpus.get(cpu.vcpu) {
             slot.exits.count(ExitCause::Irq);
         }
+        after = AfterExit::Update;
         handle_interrupts(Some((vm, cpu.vcpu)));
         still_runnable(vm, cpu.vcpu)
     } else if kind == ExitKind::AArch32 as u64 {
         let exit = esr::Exit::Unhandled { ec: 0, iss: 0 };
-        dispatch::handle_exit(&mut cpu.regs, exit, 0, vm, cpu.vcpu, &mut Hardware)
+        dispatch::handle_exit(&mut cpu.regs, exit, 0, vm, cpu.vcpu, &mut hardware)
     } else {
         crate::janus_println!(
             "{}: unexpected {} from the guest; stopping it",
@@ -176,18 +196,18 @@ fn slow_exit(cpu: &mut percpu::PerCpu, vm: &'static Personality, kind: u64, synd
                 "SError"
             }
         );
-        Hardware.report_guest_state(vm, &cpu.regs);
-        dispatch::stop(vm, VmState::Off, &mut Hardware);
+        hardware.report_guest_state(vm, &cpu.regs);
+        dispatch::stop(vm, VmState::Off, &mut hardware);
         Action::Idle
     };
     if action == Action::Idle {
         leave_vcpu(cpu.vm.take(), cpu.vcpu);
         idle(cpu);
     }
-    if involves_vgic {
-        update_vgic(vm, cpu.vcpu);
-    } else {
-        settle_vgic(vm, cpu.vcpu);
+    match after {
+        AfterExit::Update => update_vgic(vm, cpu.vcpu),
+        AfterExit::Settle => settle_vgic(vm, cpu.vcpu),
+        AfterExit::Nothing => {}
     }
 }
 
@@ -352,7 +372,7 @@ fn leave_vcpu(vm: Option<&'static Personality>, vcpu: usize) {
     ich::disable();
     if vm.state() == VmState::Resetting {
         if let Some(first) = vm.vcpus.first() {
-            Hardware.kick(first.pcpu);
+            Hardware::default().kick(first.pcpu);
         }
     }
 }
@@ -467,8 +487,12 @@ fn load_vcpu(vm: &Personality, vcpu: usize) {
     unsafe { asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
 }
 
-/// The CPU-side services the dispatcher calls.
-struct Hardware;
+/// The CPU-side services the dispatcher calls, with the list-register work a
+/// device access left for after its lock.
+#[derive(Default)]
+struct Hardware {
+    pending: Pending,
+}
 
 impl Services for Hardware {
     fn inject(&mut self, injection: &Injection) {
@@ -509,6 +533,24 @@ impl Services for Hardware {
         unsafe { memory::copy_from_guest(ipa, buffer) };
     }
 
+    fn write_to_guest(&mut self, personality: &Personality, ipa: u64, data: &[u8]) {
+        if personality.ram_contains(ipa, data.len() as u64) {
+            // SAFETY: the range is this personality's RAM (checked just above),
+            // which Janus maps at the same address; the caller prepared it, so
+            // the guest's first touch will not clear it afterwards.
+            unsafe { memory::write_guest(ipa, data) };
+        }
+    }
+
+    fn prepare_for_device(&mut self, personality: &Personality, ipa: u64, len: u64) -> bool {
+        personality.ram_contains(ipa, len) && boot::fill_range(personality, ipa, len)
+    }
+
+    fn guest_memory_fence(&mut self) {
+        // SAFETY: a barrier changes no memory.
+        unsafe { asm!("dmb ish", options(nostack)) };
+    }
+
     fn console_line(&mut self, personality: &Personality, line: &[u8]) {
         let mut bytes = alloc::vec::Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line);
@@ -545,6 +587,22 @@ impl Services for Hardware {
 
     fn guest_report(&mut self, personality: &Personality, cause: Cause, message: fmt::Arguments) {
         crate::console::guest_report(&personality.reports, &personality.name, cause, message);
+    }
+
+    fn sample_timers(&mut self, vgic: &mut dyn VirtualGic, vcpu: usize) {
+        timer::sample(vgic, vcpu);
+    }
+
+    fn sync_vgic(&mut self, vgic: &mut dyn VirtualGic, vcpu: usize, interrupt_controller: bool) {
+        self.pending = if interrupt_controller {
+            sync_locked(vgic, vcpu)
+        } else {
+            settle_locked(vgic, vcpu)
+        };
+    }
+
+    fn finish_vgic_sync(&mut self, personality: &Personality, _vcpu: usize) {
+        finish(personality, &core::mem::take(&mut self.pending));
     }
 
     fn settle_reports(&mut self, personality: &Personality) {

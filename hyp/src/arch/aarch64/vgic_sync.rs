@@ -2,25 +2,18 @@
 //! the vCPU's own physical CPU (the protocol of `dev/vgic/mod.rs`).
 
 use super::{boot, gic, ich, timer};
-use crate::dev::vgic::names_pintid;
+use crate::dev::vgic::{names_pintid, VirtualGic};
 use crate::trap::esr;
 use crate::vm::Personality;
 
 /// Whether an exit's handling needs the vGIC model and the list registers in
-/// step afterwards: an access to the emulated distributor or redistributors
-/// (whose answers come from the model, so a guest polling one must see what
-/// its list registers did) or a trapped GIC system register. WFI brings them
-/// in step before it is handled; other exits only reach the vGIC through a
-/// device changing a line, which `settle_vgic` sees.
-pub fn involves_vgic_state(vm: &Personality, exit: &esr::Exit) -> bool {
-    match exit {
-        esr::Exit::Mmio(access) => vm
-            .devices
-            .as_ref()
-            .is_some_and(|devices| devices.lock().is_interrupt_controller(access.ipa)),
-        esr::Exit::SysReg(_) => true,
-        _ => false,
-    }
+/// step afterwards: a trapped GIC system register. An MMIO access to the
+/// emulated distributor or redistributors is brought in step by the dispatcher,
+/// under the devices lock it takes for the access; WFI brings them in step
+/// before it is handled; other exits only reach the vGIC through a device
+/// changing a line, which `settle_vgic` sees.
+pub fn involves_vgic_state(exit: &esr::Exit) -> bool {
+    matches!(exit, esr::Exit::SysReg(_))
 }
 
 /// Drives vCPU `vcpu`'s timer PPIs with its timers' outputs now, so that what the
@@ -33,64 +26,102 @@ pub fn sample_timers(vm: &Personality, vcpu: usize) {
     }
 }
 
+/// What a list-register sync under the devices lock leaves for after the lock
+/// is released: the list registers to write back, the physical timer PPIs to
+/// deactivate, and the vCPUs to kick.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// The list registers as read, then as the model wants them (`store`).
+    before: [u64; ich::MAX_LRS],
+    lrs: [u64; ich::MAX_LRS],
+    count: usize,
+    store: bool,
+    /// Whether more is pending than the list registers hold (underflow interrupt).
+    more: bool,
+    deactivations: u32,
+    kicks: u64,
+}
+
+/// Under the devices lock: brings the vGIC model up to date for vCPU `vcpu`
+/// with this CPU's list registers and its timers' outputs (what the guest
+/// acknowledged and deactivated comes back, what became pending goes in, timer
+/// interrupts whose output fell before the guest took them are taken back).
+/// The rest is done by [`finish`].
+pub fn sync_locked(vgic: &mut dyn VirtualGic, vcpu: usize) -> Pending {
+    let mut pending = Pending {
+        count: ich::lr_count().min(ich::MAX_LRS),
+        store: true,
+        ..Pending::default()
+    };
+    let count = pending.count;
+    let (Some(lrs), Some(before)) = (
+        pending.lrs.get_mut(..count),
+        pending.before.get_mut(..count),
+    ) else {
+        return Pending::default();
+    };
+    ich::current_lrs(lrs);
+    before.copy_from_slice(lrs);
+    timer::sample(vgic, vcpu);
+    vgic.sync(vcpu, lrs);
+    pending.more = vgic.flush(vcpu, lrs, count);
+    pending.deactivations = vgic.take_deactivations(vcpu);
+    pending.kicks = vgic.take_kicks() & !(1 << vcpu);
+    pending
+}
+
+/// Under the devices lock, after an exit that did not involve the interrupt
+/// controller: syncs the list registers only when the vGIC model changed
+/// something for this vCPU (a device raised or lowered a line, say), and
+/// collects the kicks other vCPUs are owed. Most exits (console output, a
+/// trapped register) touch no list register this way.
+pub fn settle_locked(vgic: &mut dyn VirtualGic, vcpu: usize) -> Pending {
+    if vgic.stale() & (1 << vcpu) != 0 {
+        return sync_locked(vgic, vcpu);
+    }
+    Pending {
+        kicks: vgic.take_kicks(),
+        ..Pending::default()
+    }
+}
+
+/// After the devices lock is released: writes back the list registers, ends
+/// the physical timer PPIs the guest deactivated, and kicks other vCPUs.
+pub fn finish(vm: &Personality, pending: &Pending) {
+    if pending.store {
+        let count = pending.count;
+        if let (Some(before), Some(lrs)) = (pending.before.get(..count), pending.lrs.get(..count)) {
+            ich::store_lrs(before, lrs);
+        }
+        ich::set_control(pending.more);
+        // After the list registers no longer hold them.
+        for intid in gic::TIMER_INTIDS {
+            if names_pintid(pending.deactivations, intid) {
+                gic::deactivate(intid);
+            }
+        }
+    }
+    kick_vcpus(vm, pending.kicks);
+}
+
 /// Brings this CPU's list registers and the vGIC model up to date for vCPU
-/// `vcpu` of `vm` (the timers' outputs and what the guest acknowledged and
-/// deactivated come back, what became pending goes in, timer interrupts whose
-/// output fell before the guest took them are taken back and their physical
-/// PPIs deactivated), and interrupts the other vCPUs whose list registers are
-/// now out of date.
+/// `vcpu` of `vm` ([`sync_locked`], then [`finish`]).
 pub fn update_vgic(vm: &Personality, vcpu: usize) {
     let Some(devices) = &vm.devices else {
         return;
     };
-    let mut lrs = [0u64; ich::MAX_LRS];
-    let count = ich::lr_count();
-    let Some(lrs) = lrs.get_mut(..count) else {
-        return;
-    };
-    ich::current_lrs(lrs);
-    let mut now = [0u64; ich::MAX_LRS];
-    let Some(now) = now.get_mut(..count) else {
-        return;
-    };
-    now.copy_from_slice(lrs);
-    let mut guard = devices.lock();
-    timer::sample(guard.vgic.as_mut(), vcpu);
-    guard.vgic.sync(vcpu, lrs);
-    let more = guard.vgic.flush(vcpu, lrs, count);
-    let deactivations = guard.vgic.take_deactivations(vcpu);
-    let kicks = guard.vgic.take_kicks();
-    drop(guard);
-    ich::store_lrs(now, lrs);
-    ich::set_control(more);
-    // After the list registers no longer hold them.
-    for intid in gic::TIMER_INTIDS {
-        if names_pintid(deactivations, intid) {
-            gic::deactivate(intid);
-        }
-    }
-    kick_vcpus(vm, kicks & !(1 << vcpu));
+    let pending = sync_locked(devices.lock().vgic.as_mut(), vcpu);
+    finish(vm, &pending);
 }
 
-/// After an exit that did not involve the interrupt controller: brings the
-/// list registers up to date only when the vGIC model changed something for
-/// this vCPU (a device raised or lowered a line, say), and sends the kicks
-/// other vCPUs are owed. Most exits (console output, a trapped register)
-/// touch no list register this way.
+/// After an exit that did not involve the interrupt controller
+/// ([`settle_locked`], then [`finish`]).
 pub fn settle_vgic(vm: &Personality, vcpu: usize) {
     let Some(devices) = &vm.devices else {
         return;
     };
-    let mut guard = devices.lock();
-    let stale = guard.vgic.stale();
-    if stale & (1 << vcpu) != 0 {
-        drop(guard);
-        update_vgic(vm, vcpu);
-        return;
-    }
-    let kicks = guard.vgic.take_kicks();
-    drop(guard);
-    kick_vcpus(vm, kicks);
+    let pending = settle_locked(devices.lock().vgic.as_mut(), vcpu);
+    finish(vm, &pending);
 }
 
 /// Sends the kick SGI to the physical CPUs of the vCPUs in `mask`.

@@ -37,6 +37,9 @@ struct FakeCpu {
     clock: u64,
     /// Suppressed-report counts printed by `settle_reports`.
     settled: Vec<String>,
+    /// Timer samples, list-register syncs (whether of the interrupt controller)
+    /// and finished syncs, in order.
+    vgic_steps: Vec<&'static str>,
 }
 
 /// The fake CPU's counter frequency.
@@ -63,6 +66,13 @@ impl Services for FakeCpu {
                 .unwrap_or(0);
         }
     }
+    fn write_to_guest(&mut self, _personality: &Personality, ipa: u64, data: &[u8]) {
+        self.memory.push((ipa, data.to_vec()));
+    }
+    fn prepare_for_device(&mut self, _personality: &Personality, _ipa: u64, _len: u64) -> bool {
+        true
+    }
+    fn guest_memory_fence(&mut self) {}
     fn console_line(&mut self, _personality: &Personality, line: &[u8]) {
         self.lines.push(String::from_utf8_lossy(line).into_owned());
     }
@@ -105,6 +115,19 @@ impl Services for FakeCpu {
             }
             self.reports.push(alloc::format!("{message}"));
         }
+    }
+    fn sample_timers(&mut self, _vgic: &mut dyn VirtualGic, _vcpu: usize) {
+        self.vgic_steps.push("sample");
+    }
+    fn sync_vgic(&mut self, _vgic: &mut dyn VirtualGic, _vcpu: usize, interrupt_controller: bool) {
+        self.vgic_steps.push(if interrupt_controller {
+            "sync"
+        } else {
+            "settle"
+        });
+    }
+    fn finish_vgic_sync(&mut self, _personality: &Personality, _vcpu: usize) {
+        self.vgic_steps.push("finish");
     }
     fn settle_reports(&mut self, personality: &Personality) {
         if let Some(limiter) = personality.reports.lock().as_mut() {
@@ -434,6 +457,25 @@ fn uart_data_register_write_reaches_the_console() {
     assert_eq!(cpu.uart, b"Z");
     assert_eq!(regs.pc, RAM + 0x1004);
     assert!(cpu.injected.is_empty());
+    // Not the interrupt controller: no timer sample, and only what the UART
+    // changed is brought in step, under the same lock.
+    assert_eq!(cpu.vgic_steps, ["settle", "finish"]);
+}
+
+#[test]
+fn an_address_between_device_windows_gets_a_data_abort() {
+    let (vm, mut cpu) = (linux_vm(), FakeCpu::default());
+    // Past the UART's 4 KiB window, before the (absent) block device.
+    let ipa = 0x0900_1000;
+    let mut regs = regs(&[ipa, 7]);
+    run(&mut regs, ESR_STR_W1, ipa, ipa >> 8, &mut cpu, &vm);
+    assert_eq!(cpu.injected.len(), 1);
+    assert!(cpu.vgic_steps.is_empty());
+    assert!(
+        cpu.reports[0].contains("write of IPA 0x9001000"),
+        "{:?}",
+        cpu.reports
+    );
 }
 
 #[test]
@@ -445,6 +487,7 @@ fn distributor_read_returns_the_register_in_a_w_register() {
     run(&mut regs, ESR_LDR_W1, ipa, ipa >> 8, &mut cpu, &vm);
     assert_eq!((regs.x[1] >> 4) & 0xf, 3);
     assert_eq!(regs.x[1] >> 32, 0);
+    assert_eq!(cpu.vgic_steps, ["sample", "sync", "finish"]);
 }
 
 #[test]
@@ -484,4 +527,67 @@ fn load_value_sign_extends_and_truncates() {
         ..access
     };
     assert_eq!(load_value(&unsigned, 0x1ff), 0xff);
+}
+
+/// A volume of `sectors` zero sectors that refuses every transfer (the
+/// register tests below never reach it).
+struct NoDisk(u64);
+
+impl crate::dev::virtio::blk::BlockBackend for NoDisk {
+    fn sectors(&self) -> u64 {
+        self.0
+    }
+    fn read(
+        &mut self,
+        _sector: u64,
+        _buffer: crate::dev::virtio::blk::Buffer<'_>,
+    ) -> Result<(), crate::dev::virtio::blk::IoError> {
+        Err(crate::dev::virtio::blk::IoError::Device)
+    }
+    fn write(
+        &mut self,
+        _sector: u64,
+        _buffer: crate::dev::virtio::blk::Buffer<'_>,
+    ) -> Result<(), crate::dev::virtio::blk::IoError> {
+        Err(crate::dev::virtio::blk::IoError::Device)
+    }
+    fn flush(&mut self) -> Result<(), crate::dev::virtio::blk::IoError> {
+        Ok(())
+    }
+}
+
+fn linux_vm_with_volume(sectors: u64) -> Personality {
+    use crate::dev::virtio::blk::BlkDevice;
+    use crate::dev::virtio::mmio::MmioTransport;
+    let device = BlkDevice::new(alloc::boxed::Box::new(NoDisk(sectors)), b"janus-personal");
+    linux_vm().with_block(MmioTransport::new(device))
+}
+
+#[test]
+fn the_block_device_answers_in_its_window_only_when_fitted() {
+    // MagicValue at offset 0 is "virt"; the capacity is at 0x100 (config space).
+    let ipa = 0x0a00_0000;
+    let (vm, mut cpu) = (linux_vm_with_volume(2048), FakeCpu::default());
+    let mut magic = regs(&[ipa, 0]);
+    run(&mut magic, ESR_LDR_W1, ipa, ipa >> 8, &mut cpu, &vm);
+    assert_eq!(magic.x[1], 0x7472_6976);
+    assert!(cpu.injected.is_empty());
+    let capacity = ipa + 0x100;
+    let mut at_capacity = regs(&[capacity, 0]);
+    run(
+        &mut at_capacity,
+        ESR_LDR_W1,
+        capacity,
+        capacity >> 8,
+        &mut cpu,
+        &vm,
+    );
+    assert_eq!(at_capacity.x[1], 2048);
+    // Its line went to the vGIC under the devices lock, once per access.
+    assert_eq!(cpu.vgic_steps, ["settle", "finish", "settle", "finish"]);
+
+    let (vm, mut cpu) = (linux_vm(), FakeCpu::default());
+    let mut magic = regs(&[ipa, 0]);
+    run(&mut magic, ESR_LDR_W1, ipa, ipa >> 8, &mut cpu, &vm);
+    assert_eq!(cpu.injected.len(), 1, "no volume: a data abort");
 }

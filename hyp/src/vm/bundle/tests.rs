@@ -31,6 +31,7 @@ fn sample() -> [PersonalityConfig<'static>; 2] {
             ram_base: None,
             vcpus: 2,
             cpus: 0b0011,
+            volume_mib: None,
             kernel: KERNEL_PERSONAL,
             initrd: &[],
             bootargs: "",
@@ -42,6 +43,7 @@ fn sample() -> [PersonalityConfig<'static>; 2] {
             ram_base: Some(0x5000_0000),
             vcpus: 1,
             cpus: 0b0100,
+            volume_mib: Some(256),
             kernel: KERNEL_WORK,
             initrd: INITRD_WORK,
             bootargs: "console=ttyAMA0 rdinit=/init",
@@ -161,19 +163,46 @@ fn nonzero_reserved_fields_are_refused() {
         BundleError::ReservedHeaderField
     );
 
-    let mut bytes = encode(&sample());
-    write_u32(&mut bytes, entry_field(1, entry::RESERVED), 1);
-    assert_eq!(
-        Bundle::parse(&bytes).unwrap_err(),
-        BundleError::ReservedEntryField { index: 1 }
-    );
-
     // personal has no fixed RAM base, so its ram_base field must stay zero.
     let mut bytes = encode(&sample());
     write_u64(&mut bytes, entry_field(0, entry::RAM_BASE), 0x4000_0000);
     assert_eq!(
         Bundle::parse(&bytes).unwrap_err(),
         BundleError::ReservedEntryField { index: 0 }
+    );
+}
+
+#[test]
+fn volume_size_is_stored_in_mib_and_zero_means_none() {
+    let bytes = encode(&sample());
+    assert_eq!(
+        u32::from_le_bytes(
+            bytes[entry_field(0, entry::VOLUME_MIB)..][..4]
+                .try_into()
+                .unwrap()
+        ),
+        0
+    );
+    assert_eq!(
+        u32::from_le_bytes(
+            bytes[entry_field(1, entry::VOLUME_MIB)..][..4]
+                .try_into()
+                .unwrap()
+        ),
+        256
+    );
+    let bundle = Bundle::parse(&bytes).expect("parse");
+    assert_eq!(bundle.personalities()[0].volume_mib, None);
+    assert_eq!(bundle.personalities()[1].volume_mib, Some(256));
+
+    // A bundle whose personality asks for no volume reads back as `None`, even
+    // from `Some(0)`, which `validate` refuses before anything is packed.
+    let mut zero = sample();
+    zero[1].volume_mib = Some(0);
+    let bytes = encode(&zero);
+    assert_eq!(
+        Bundle::parse(&bytes).expect("parse").personalities()[1].volume_mib,
+        None
     );
 }
 

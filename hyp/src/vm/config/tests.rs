@@ -13,6 +13,7 @@ fn personal() -> PersonalityConfig<'static> {
         ram_base: Some(0x5000_0000),
         vcpus: 2,
         cpus: 0b0011,
+        volume_mib: Some(256),
         kernel: b"kernel",
         initrd: &[],
         bootargs: "",
@@ -378,5 +379,156 @@ fn every_error_has_a_message() {
     assert_eq!(
         errors[4].to_string(),
         "CPU 5 does not exist: the machine has 4 physical CPUs (0 to 3)"
+    );
+}
+
+#[test]
+fn volume_is_optional() {
+    let work = PersonalityConfig {
+        volume_mib: None,
+        ..work()
+    };
+    assert_eq!(check(&[personal(), work]), Ok(()));
+}
+
+#[test]
+fn volume_sizes_are_bounded() {
+    for volume_mib in [VOLUME_MIN_MIB, 256, VOLUME_MAX_MIB] {
+        let work = PersonalityConfig {
+            volume_mib: Some(volume_mib),
+            ..work()
+        };
+        assert_eq!(check(&[personal(), work]), Ok(()), "{volume_mib}");
+    }
+    for volume_mib in [0, VOLUME_MIN_MIB - 1] {
+        let work = PersonalityConfig {
+            volume_mib: Some(volume_mib),
+            ..work()
+        };
+        let error = ConfigError::VolumeTooSmall {
+            index: 1,
+            volume_mib,
+        };
+        assert_eq!(check(&[personal(), work]), Err(error));
+        assert_eq!(error.field(), Some(Field::Volume));
+        assert_eq!(error.personality(), Some(1));
+    }
+    let work = PersonalityConfig {
+        volume_mib: Some(VOLUME_MAX_MIB + 1),
+        ..work()
+    };
+    assert_eq!(
+        check(&[personal(), work]),
+        Err(ConfigError::VolumeTooLarge {
+            index: 1,
+            volume_mib: VOLUME_MAX_MIB + 1
+        })
+    );
+    assert_eq!(
+        ConfigError::VolumeTooSmall {
+            index: 0,
+            volume_mib: 8
+        }
+        .to_string(),
+        "volume_mib = 8 is below the 16 MiB an ext4 volume needs"
+    );
+}
+
+#[test]
+fn disk_partition_names_are_reserved() {
+    for name in RESERVED_NAMES {
+        let work = PersonalityConfig { name, ..work() };
+        let error = ConfigError::NameReserved { index: 1 };
+        assert_eq!(check(&[personal(), work]), Err(error), "{name}");
+        assert_eq!(error.field(), Some(Field::Name));
+    }
+    // Only the exact names: a personality may be called "shared-2".
+    let work = PersonalityConfig {
+        name: "shared-2",
+        ..work()
+    };
+    assert_eq!(check(&[personal(), work]), Ok(()));
+}
+
+#[test]
+fn default_disk_passes() {
+    assert_eq!(
+        validate_disk(&[personal(), work()], &DiskConfig::default()),
+        Ok(())
+    );
+    assert_eq!(
+        DiskConfig::default(),
+        DiskConfig {
+            shared_mib: 64,
+            janus_mib: 8
+        }
+    );
+}
+
+#[test]
+fn disk_partition_sizes_are_bounded() {
+    let cases = [
+        (DiskPartition::Shared, VOLUME_MIN_MIB - 1),
+        (DiskPartition::Shared, VOLUME_MAX_MIB + 1),
+        (DiskPartition::Janus, 0),
+        (DiskPartition::Janus, JANUS_MAX_MIB + 1),
+    ];
+    for (partition, mib) in cases {
+        let disk = match partition {
+            DiskPartition::Shared => DiskConfig {
+                shared_mib: mib,
+                ..DiskConfig::DEFAULT
+            },
+            DiskPartition::Janus => DiskConfig {
+                janus_mib: mib,
+                ..DiskConfig::DEFAULT
+            },
+        };
+        let error = ConfigError::DiskPartitionSize { partition, mib };
+        assert_eq!(validate_disk(&[personal()], &disk), Err(error));
+        assert_eq!(error.personality(), None);
+    }
+    assert_eq!(
+        ConfigError::DiskPartitionSize {
+            partition: DiskPartition::Janus,
+            mib: 0
+        }
+        .field(),
+        Some(Field::DiskJanus)
+    );
+    assert_eq!(
+        ConfigError::DiskPartitionSize {
+            partition: DiskPartition::Shared,
+            mib: 2
+        }
+        .to_string(),
+        "shared_mib = 2 is outside 16 to 1048576 MiB"
+    );
+    let smallest = DiskConfig {
+        shared_mib: VOLUME_MIN_MIB,
+        janus_mib: JANUS_MIN_MIB,
+    };
+    assert_eq!(validate_disk(&[personal()], &smallest), Ok(()));
+}
+
+#[test]
+fn whole_disk_must_fit() {
+    let big = |name| PersonalityConfig {
+        name,
+        volume_mib: Some(VOLUME_MAX_MIB),
+        ..personal()
+    };
+    // Two 1 TiB volumes, 64 MiB shared, 8 MiB janus and 2 MiB of GPT.
+    let total_mib = 2 * u64::from(VOLUME_MAX_MIB) + 64 + 8 + DISK_OVERHEAD_MIB;
+    let error = ConfigError::DiskTooLarge { total_mib };
+    assert_eq!(
+        validate_disk(&[big("personal"), big("work")], &DiskConfig::DEFAULT),
+        Err(error)
+    );
+    assert_eq!(error.personality(), None);
+    assert_eq!(error.field(), None);
+    assert_eq!(
+        validate_disk(&[big("personal")], &DiskConfig::DEFAULT),
+        Ok(())
     );
 }
