@@ -4,16 +4,19 @@
 //!
 //! At the merge, replace everything above `From<VolumeError> for IoError` with
 //! `pub use crate::dev::virtio::blk::{BlockBackend, Buffer, IoError, SECTOR_BYTES};`
-//! and adapt that one conversion to B's `IoError`: it is the only place this
-//! branch builds an `IoError`.
+//! and keep that one conversion: it is the only place this branch builds an
+//! `IoError`, and it uses the variants B's branch `virtio-dev` has (checked
+//! against its commit 55f0c96: `OutOfRange`, `BadBuffer`, `Device`).
 #![forbid(unsafe_code)]
 
 use super::volume::VolumeError;
+use super::PhysicalError;
 
 /// Bytes in a sector.
 pub const SECTOR_BYTES: usize = 512;
 
 /// Where the bytes of one transfer are.
+#[derive(Debug)]
 pub enum Buffer<'a> {
     /// `len` bytes of the personality's RAM at `addr`, already `check`ed: zero copy, the
     /// physical device reads or writes them directly. `len` is a multiple of 512.
@@ -27,12 +30,14 @@ pub enum Buffer<'a> {
     Janus(&'a mut [u8]),
 }
 
-/// Why a backend request failed (placeholder: B defines the real one).
+/// Why a backend call failed (the variants of B's `IoError`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoError {
-    /// The request was refused before reaching the disk.
-    Refused,
-    /// The disk failed it.
+    /// The sectors lie (partly) outside the volume.
+    OutOfRange,
+    /// The buffer is unusable: length not a multiple of 512, or not RAM the backend may use.
+    BadBuffer,
+    /// The physical device reported an error or did not answer.
     Device,
 }
 
@@ -69,7 +74,7 @@ pub trait BlockBackend {
         while done < count {
             let now = (count - done).min(ZERO_CHUNK_SECTORS);
             let bytes = &mut zeros[..now as usize * SECTOR_BYTES];
-            let at = sector.checked_add(done).ok_or(IoError::Refused)?;
+            let at = sector.checked_add(done).ok_or(IoError::OutOfRange)?;
             self.write(at, Buffer::Janus(bytes))?;
             done += now;
         }
@@ -88,8 +93,15 @@ pub trait BlockBackend {
 impl From<VolumeError> for IoError {
     fn from(error: VolumeError) -> IoError {
         match error {
-            VolumeError::Disk(_) => IoError::Device,
-            _ => IoError::Refused,
+            VolumeError::OutOfRange { .. } | VolumeError::Disk(PhysicalError::OutOfRange) => {
+                IoError::OutOfRange
+            }
+            VolumeError::BadLength(_)
+            | VolumeError::OutsideRam { .. }
+            | VolumeError::Disk(PhysicalError::BadLength | PhysicalError::NotGuestRam) => {
+                IoError::BadBuffer
+            }
+            VolumeError::Disk(PhysicalError::Device) => IoError::Device,
         }
     }
 }

@@ -21,12 +21,16 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 /// Bytes in a sector of the disk (virtio 1.2, 5.2.6: always 512).
 pub const SECTOR_BYTES: usize = SECTOR_SIZE;
 
+/// Most bytes one request may carry: a descriptor's length is 32 bits (virtio
+/// 1.2, 2.7.5), and virtio-drivers panics on a longer buffer.
+pub const MAX_REQUEST_BYTES: usize = u32::MAX as usize & !(SECTOR_BYTES - 1);
+
 /// Why a disk request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiskError {
     /// The sectors asked for lie (partly) past the end of the disk.
     OutOfRange,
-    /// The length is zero or not a whole number of sectors.
+    /// The length is zero, not a whole number of sectors, or over `MAX_REQUEST_BYTES`.
     BadLength,
     /// The device refused or failed the request (or the queue did).
     Device(virtio_drivers::Error),
@@ -36,7 +40,9 @@ impl fmt::Display for DiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DiskError::OutOfRange => f.write_str("sectors past the end of the disk"),
-            DiskError::BadLength => f.write_str("length is not a whole number of sectors"),
+            DiskError::BadLength => {
+                f.write_str("length is not a whole number of sectors (or over 4 GiB)")
+            }
             DiskError::Device(error) => write!(f, "device: {error}"),
         }
     }
@@ -138,7 +144,7 @@ impl Disk {
     /// The first sector as the crate takes it, once `len` bytes from `sector`
     /// are known to be whole sectors inside the disk.
     fn check(&self, sector: u64, len: usize) -> Result<usize, DiskError> {
-        if len == 0 || !len.is_multiple_of(SECTOR_BYTES) {
+        if len == 0 || !len.is_multiple_of(SECTOR_BYTES) || len > MAX_REQUEST_BYTES {
             return Err(DiskError::BadLength);
         }
         let count = (len / SECTOR_BYTES) as u64;

@@ -344,3 +344,31 @@ fn two_personalities_share_the_disk_without_overlapping() {
     assert_eq!(disk.sector_bytes(31), [1; SECTOR_BYTES]);
     assert_eq!(disk.sector_bytes(32), [2; SECTOR_BYTES]);
 }
+
+#[test]
+fn errors_reach_the_model_as_its_io_errors() {
+    let disk = FakeDisk::new();
+    let mut volume = backend(&disk);
+    let mut one = [0u8; SECTOR_BYTES];
+    assert_eq!(
+        volume.read(20, Buffer::Janus(&mut one)),
+        Err(IoError::OutOfRange)
+    );
+    assert_eq!(
+        volume.read(0, Buffer::Janus(&mut one[..100])),
+        Err(IoError::BadBuffer)
+    );
+    let outside = Buffer::Guest {
+        addr: 0,
+        len: SECTOR_BYTES,
+    };
+    assert_eq!(volume.write(0, outside), Err(IoError::BadBuffer));
+    assert_eq!(
+        IoError::from(VolumeError::Disk(PhysicalError::NotGuestRam)),
+        IoError::BadBuffer
+    );
+    assert_eq!(
+        IoError::from(VolumeError::Disk(PhysicalError::OutOfRange)),
+        IoError::OutOfRange
+    );
+}
