@@ -1,5 +1,6 @@
 //! The board as its boot device tree describes it: CPUs, RAM, console UART,
-//! GIC, the firmware's PSCI conduit and the boot bundle (the initrd).
+//! GIC, the firmware's PSCI conduit, the virtio-mmio slots and the boot bundle
+//! (the initrd).
 #![forbid(unsafe_code)]
 
 use alloc::string::String;
@@ -31,6 +32,17 @@ pub struct HardwareKey {
     pub line: u8,
 }
 
+/// One `virtio,mmio` transport window (QEMU virt has 32, most of them empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioMmio {
+    /// Base address of its registers.
+    pub base: u64,
+    /// Bytes of its register window.
+    pub size: u64,
+    /// Its SPI number (INTID 32 + spi).
+    pub spi: u32,
+}
+
 /// The parts of the board Janus uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Board {
@@ -55,6 +67,8 @@ pub struct Board {
     /// The boot entropy the loader put in `/chosen`: `rng-seed`, then
     /// `kaslr-seed` (empty when there is none).
     pub boot_seed: Vec<u8>,
+    /// Every `virtio,mmio` node with a `reg` and an SPI, by ascending base.
+    pub virtio_mmio: Vec<VirtioMmio>,
 }
 
 /// The big-endian 32-bit cells of a property.
@@ -85,6 +99,40 @@ fn hardware_key(fdt: &Fdt<'_>) -> Option<HardwareKey> {
         spi,
         line: u8::try_from(line).ok()?,
     })
+}
+
+/// The `virtio,mmio` nodes with a register window and an SPI, by ascending base
+/// (QEMU writes them in descending order; the lowest slot comes first here).
+fn virtio_mmio(fdt: &Fdt<'_>) -> Vec<VirtioMmio> {
+    let mut slots: Vec<VirtioMmio> = Vec::new();
+    let nodes = fdt.all_nodes().filter(|node| {
+        node.compatible()
+            .is_some_and(|compatible| compatible.all().any(|name| name == "virtio,mmio"))
+    });
+    for node in nodes {
+        let Some(region) = node.reg().and_then(|mut reg| reg.next()) else {
+            continue;
+        };
+        let size = region.size.unwrap_or(0) as u64;
+        // interrupts = <type number flags>; type 0 is an SPI.
+        let mut interrupt = node
+            .property("interrupts")
+            .map(|property| cells(property.value))
+            .into_iter()
+            .flatten();
+        let (Some(0), Some(spi)) = (interrupt.next(), interrupt.next()) else {
+            continue;
+        };
+        if size == 0 {
+            continue;
+        }
+        let base = region.starting_address as u64;
+        // An insertion keeps the list ordered without a sort (32 slots at most
+        // on QEMU virt; a sort costs kilobytes of image).
+        let at = slots.partition_point(|slot| slot.base < base);
+        slots.insert(at, VirtioMmio { base, size, spi });
+    }
+    slots
 }
 
 /// What is missing from the boot device tree.
@@ -172,6 +220,7 @@ impl Board {
             }
         }
         Ok(Board {
+            virtio_mmio: virtio_mmio(fdt),
             boot_seed,
             key,
             model: String::from(fdt.root().model()),
@@ -213,5 +262,24 @@ mod tests {
         );
         // QEMU's 32-byte rng-seed and 8-byte kaslr-seed.
         assert_eq!(board.boot_seed.len(), 40);
+    }
+
+    #[test]
+    fn virtio_mmio_slots_are_listed_by_ascending_base() {
+        let fdt = Fdt::new(QEMU_VIRT).expect("QEMU's device tree parses");
+        let board = Board::from_fdt(&fdt).expect("board");
+        // QEMU virt: 32 slots of 0x200 bytes from 0x0a00_0000, SPI 16 + n.
+        assert_eq!(board.virtio_mmio.len(), 32);
+        for (n, slot) in board.virtio_mmio.iter().enumerate() {
+            let n = n as u64;
+            assert_eq!(
+                *slot,
+                VirtioMmio {
+                    base: 0x0a00_0000 + n * 0x200,
+                    size: 0x200,
+                    spi: 16 + n as u32,
+                }
+            );
+        }
     }
 }

@@ -15,5 +15,6 @@ pub mod board;
 pub mod console;
 pub mod dev;
 pub mod mm;
+pub mod storage;
 pub mod trap;
 pub mod vm;

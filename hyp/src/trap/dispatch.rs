@@ -11,7 +11,7 @@ use super::esr::{Exit, MmioAccess, SysRegAccess};
 use super::inject::{self, GuestState, Injection};
 use super::smccc::{self, hypercall, Call};
 use crate::console::ratelimit::Cause;
-use crate::dev::bus::Route;
+use crate::dev::bus::{Route, Target};
 use crate::dev::vgic::VirtualGic;
 use crate::dev::DevError;
 use crate::vm::devices::Effects;
@@ -240,6 +240,9 @@ fn emulate_mmio(
     let write = (access.write).then(|| regs.get(access.reg));
     let mut effects = Effects::default();
     let result = match &vm.devices {
+        _ if route.target == Target::Block => {
+            super::block::access(vm, vcpu, route, access.width, write, services)
+        }
         Some(devices) => {
             let mut devices = devices.lock();
             let interrupt_controller = route.target.is_interrupt_controller();

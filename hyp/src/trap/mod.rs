@@ -1,5 +1,6 @@
 //! Trap decoding and the pure parts of exception handling.
 #![forbid(unsafe_code)]
+pub mod block;
 pub mod dispatch;
 pub mod esr;
 pub mod inject;

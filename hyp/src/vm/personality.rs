@@ -11,6 +11,7 @@ use super::devices::Devices;
 use super::vcpu::VcpuSlot;
 use crate::console::ratelimit::ReportLimiter;
 use crate::dev::bus::Bus;
+use crate::trap::block::BlockDevice;
 
 /// Lifecycle of a personality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,10 @@ pub struct Personality {
     /// Emulated devices: the vGIC of every personality made at boot, and a Linux
     /// personality's UART (`None` only in tests).
     pub devices: Option<Mutex<Devices>>,
+    /// Its virtio-mmio block device, on its volume (a partition of Janus'
+    /// disk), when it has one; apart from `devices` so that disk I/O never
+    /// holds up the vGIC.
+    pub block: Option<Mutex<BlockDevice>>,
     /// The rate limits of the reports it makes Janus print; made at its first
     /// report, when the console's clock is known.
     pub reports: Mutex<Option<ReportLimiter>>,
@@ -95,8 +100,22 @@ impl Personality {
                 .map(|devices| Bus::new(devices.fitted()))
                 .unwrap_or_default(),
             devices: devices.map(Mutex::new),
+            block: None,
             reports: Mutex::new(None),
         }
+    }
+
+    /// Gives it `block` as its block device, on its bus.
+    pub fn with_block(mut self, block: BlockDevice) -> Personality {
+        let mut fitted = self
+            .devices
+            .as_ref()
+            .map(|devices| devices.lock().fitted())
+            .unwrap_or_default();
+        fitted.block = true;
+        self.bus = Bus::new(fitted);
+        self.block = Some(Mutex::new(block));
+        self
     }
 
     /// The lifecycle state.

@@ -1,3 +1,4 @@
 //! Drivers for the physical devices Janus owns.
 pub mod pl011;
 pub mod pl061;
+pub mod virtio_disk;

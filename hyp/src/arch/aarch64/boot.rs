@@ -10,7 +10,7 @@ use spin::{Mutex, Once};
 
 use crate::arch::aarch64::entry::{self, MAX_CPUS};
 use crate::arch::aarch64::{
-    self as arch, exception::halt, firmware, gic, heap, memory, mmu, percpu, run,
+    self as arch, exception::halt, firmware, gic, heap, memory, mmu, percpu, run, storage,
 };
 use crate::board::{Board, PsciMethod};
 use crate::janus_println;
@@ -183,6 +183,7 @@ fn primary(dtb: u64) -> ! {
         board.gicr,
         board.uart
     );
+    storage::init(&board.virtio_mmio);
     // The loader's seed leaves the board description: only the key stays.
     let mut seed = core::mem::take(&mut board.boot_seed);
     let loader_bytes = seed.len();

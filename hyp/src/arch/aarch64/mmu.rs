@@ -76,6 +76,12 @@ pub fn in_boot_ram(address: u64, len: u64) -> bool {
             .is_some_and(|end| end <= BOOT_RAM.1)
 }
 
+/// Whether `[address, address + len)` lies in the first GiB, which every map
+/// of Janus' has as Device memory (the virt board's devices).
+pub fn in_device_map(address: u64, len: u64) -> bool {
+    address.checked_add(len).is_some_and(|end| end <= BLOCK_1G)
+}
+
 /// Why Janus' map could not take a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmuError {

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod mmu;
 pub mod percpu;
 pub mod run;
+pub mod storage;
 pub mod timer;
 pub mod uart;
 pub mod vectors;

@@ -24,6 +24,10 @@ use super::queue::{Queue, QueueError};
 use super::{status, GuestMemory, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::dev::{DevError, MmioDevice, Width};
 
+mod register;
+
+use register::Register;
+
 /// MagicValue: "virt" in little-endian ASCII (spec 4.2.2).
 const MAGIC_VALUE: u32 = 0x7472_6976;
 /// Version: 2 is the modern (non-legacy) interface.
@@ -55,85 +59,6 @@ const STATUS_REQUIRES: [(u32, u32); 3] = [
         status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
     ),
 ];
-
-/// The control registers, by offset (spec 4.2.2, table "MMIO Device Register Layout").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Register {
-    MagicValue = 0x000,
-    Version = 0x004,
-    DeviceId = 0x008,
-    VendorId = 0x00c,
-    DeviceFeatures = 0x010,
-    DeviceFeaturesSel = 0x014,
-    DriverFeatures = 0x020,
-    DriverFeaturesSel = 0x024,
-    QueueSel = 0x030,
-    QueueNumMax = 0x034,
-    QueueNum = 0x038,
-    QueueReady = 0x044,
-    QueueNotify = 0x050,
-    InterruptStatus = 0x060,
-    InterruptAck = 0x064,
-    Status = 0x070,
-    QueueDescLow = 0x080,
-    QueueDescHigh = 0x084,
-    QueueDriverLow = 0x090,
-    QueueDriverHigh = 0x094,
-    QueueDeviceLow = 0x0a0,
-    QueueDeviceHigh = 0x0a4,
-    ShmSel = 0x0ac,
-    ShmLenLow = 0x0b0,
-    ShmLenHigh = 0x0b4,
-    ShmBaseLow = 0x0b8,
-    ShmBaseHigh = 0x0bc,
-    ConfigGeneration = 0x0fc,
-}
-
-impl Register {
-    /// Every register, for the offset lookup.
-    const ALL: [Register; 28] = [
-        Register::MagicValue,
-        Register::Version,
-        Register::DeviceId,
-        Register::VendorId,
-        Register::DeviceFeatures,
-        Register::DeviceFeaturesSel,
-        Register::DriverFeatures,
-        Register::DriverFeaturesSel,
-        Register::QueueSel,
-        Register::QueueNumMax,
-        Register::QueueNum,
-        Register::QueueReady,
-        Register::QueueNotify,
-        Register::InterruptStatus,
-        Register::InterruptAck,
-        Register::Status,
-        Register::QueueDescLow,
-        Register::QueueDescHigh,
-        Register::QueueDriverLow,
-        Register::QueueDriverHigh,
-        Register::QueueDeviceLow,
-        Register::QueueDeviceHigh,
-        Register::ShmSel,
-        Register::ShmLenLow,
-        Register::ShmLenHigh,
-        Register::ShmBaseLow,
-        Register::ShmBaseHigh,
-        Register::ConfigGeneration,
-    ];
-}
-
-impl TryFrom<u64> for Register {
-    type Error = DevError;
-
-    fn try_from(offset: u64) -> Result<Self, DevError> {
-        Register::ALL
-            .iter()
-            .copied()
-            .find(|register| *register as u64 == offset)
-            .ok_or(DevError::UnknownRegister)
-    }
-}
 
 /// One of the queue's address setters.
 type AddressSetter = fn(&mut Queue, u64);

@@ -528,3 +528,66 @@ fn load_value_sign_extends_and_truncates() {
     };
     assert_eq!(load_value(&unsigned, 0x1ff), 0xff);
 }
+
+/// A volume of `sectors` zero sectors that refuses every transfer (the
+/// register tests below never reach it).
+struct NoDisk(u64);
+
+impl crate::dev::virtio::blk::BlockBackend for NoDisk {
+    fn sectors(&self) -> u64 {
+        self.0
+    }
+    fn read(
+        &mut self,
+        _sector: u64,
+        _buffer: crate::dev::virtio::blk::Buffer<'_>,
+    ) -> Result<(), crate::dev::virtio::blk::IoError> {
+        Err(crate::dev::virtio::blk::IoError::Device)
+    }
+    fn write(
+        &mut self,
+        _sector: u64,
+        _buffer: crate::dev::virtio::blk::Buffer<'_>,
+    ) -> Result<(), crate::dev::virtio::blk::IoError> {
+        Err(crate::dev::virtio::blk::IoError::Device)
+    }
+    fn flush(&mut self) -> Result<(), crate::dev::virtio::blk::IoError> {
+        Ok(())
+    }
+}
+
+fn linux_vm_with_volume(sectors: u64) -> Personality {
+    use crate::dev::virtio::blk::BlkDevice;
+    use crate::dev::virtio::mmio::MmioTransport;
+    let device = BlkDevice::new(alloc::boxed::Box::new(NoDisk(sectors)), b"janus-personal");
+    linux_vm().with_block(MmioTransport::new(device))
+}
+
+#[test]
+fn the_block_device_answers_in_its_window_only_when_fitted() {
+    // MagicValue at offset 0 is "virt"; the capacity is at 0x100 (config space).
+    let ipa = 0x0a00_0000;
+    let (vm, mut cpu) = (linux_vm_with_volume(2048), FakeCpu::default());
+    let mut magic = regs(&[ipa, 0]);
+    run(&mut magic, ESR_LDR_W1, ipa, ipa >> 8, &mut cpu, &vm);
+    assert_eq!(magic.x[1], 0x7472_6976);
+    assert!(cpu.injected.is_empty());
+    let capacity = ipa + 0x100;
+    let mut at_capacity = regs(&[capacity, 0]);
+    run(
+        &mut at_capacity,
+        ESR_LDR_W1,
+        capacity,
+        capacity >> 8,
+        &mut cpu,
+        &vm,
+    );
+    assert_eq!(at_capacity.x[1], 2048);
+    // Its line went to the vGIC under the devices lock, once per access.
+    assert_eq!(cpu.vgic_steps, ["settle", "finish", "settle", "finish"]);
+
+    let (vm, mut cpu) = (linux_vm(), FakeCpu::default());
+    let mut magic = regs(&[ipa, 0]);
+    run(&mut magic, ESR_LDR_W1, ipa, ipa >> 8, &mut cpu, &vm);
+    assert_eq!(cpu.injected.len(), 1, "no volume: a data abort");
+}

@@ -201,6 +201,26 @@ fn writes_are_flushed_when_flush_was_not_negotiated() {
 }
 
 #[test]
+fn data_and_status_may_share_one_descriptor() {
+    let mut h = harness();
+    h.disk.lock().data[..512].copy_from_slice(&pattern(512, 8));
+    h.ram.put(HEADER, &header(T_IN, 0));
+    h.queue.add_chain(0, &[hdr(), (DATA, 513, true)]);
+    h.kick();
+    assert_eq!(h.queue.used_elem(0), (0, 513));
+    assert_eq!(h.ram.get(DATA, 512), pattern(512, 8));
+    assert_eq!(h.ram.get(DATA + 512, 1), [STATUS_OK]);
+}
+
+#[test]
+fn get_id_with_a_short_buffer_writes_what_fits() {
+    let mut h = harness();
+    let (status, len) = run(&mut h, T_GET_ID, 0, &[hdr(), (DATA, 4, true), st()]);
+    assert_eq!((status, len), (STATUS_OK, 5));
+    assert_eq!(h.ram.get(DATA, 4), b"pers");
+}
+
+#[test]
 fn get_id_answers_the_serial() {
     let mut h = harness();
     let (status, len) = run(&mut h, T_GET_ID, 0, &[hdr(), (DATA, 20, true), st()]);
@@ -608,11 +628,22 @@ fn default_write_zeroes_writes_bounded_chunks() {
 fn address() -> impl Strategy<Value = u64> {
     let end = RAM_BASE + RAM_BYTES as u64;
     prop_oneof![
-        6 => (0u64..0x6000).prop_map(|offset| HEADER + offset),
+        4 => (0u64..0x6000).prop_map(|offset| HEADER + offset),
+        4 => (0u64..48).prop_map(|slot| HEADER + 0x200 * slot),
         1 => (0u64..2048).prop_map(move |back| end - back),
         1 => (0u64..2048).prop_map(|back| RAM_BASE.wrapping_sub(back)),
         1 => any::<u64>(),
     ]
+}
+
+/// Descriptor flags: mostly NEXT and WRITE, sometimes anything.
+fn flags() -> impl Strategy<Value = u16> {
+    prop_oneof![8 => 0u16..4, 1 => any::<u16>()]
+}
+
+/// A `next` index: mostly the following descriptor (`None`), sometimes anything small.
+fn next() -> impl Strategy<Value = Option<u16>> {
+    prop_oneof![3 => Just(None), 1 => (0u16..20).prop_map(Some)]
 }
 
 fn length() -> impl Strategy<Value = u32> {
@@ -650,9 +681,16 @@ proptest! {
     #[test]
     fn random_rings_stay_inside_ram_and_volume(
         size_log in 0u32..5,
-        descriptors in proptest::collection::vec((address(), length(), 0u16..8, 0u16..20), 16),
-        heads in proptest::collection::vec(0u16..18, 1..24),
-        avail_extra in 0u16..3,
+        descriptors in proptest::collection::vec((address(), length(), flags(), next()), 16),
+        requests in proptest::collection::vec(
+            (
+                (any::<bool>(), 0u64..16, 1u32..4, any::<bool>()),
+                (0u32..1536, any::<bool>(), proptest::option::of(0u64..SECTORS + 2)),
+            ),
+            4,
+        ),
+        heads in proptest::collection::vec((proptest::bool::weighted(0.03), any::<u16>()), 1..24),
+        avail_extra in prop_oneof![12 => Just(0u16), 1 => 1u16..3],
         headers in proptest::collection::vec(request_header(), 32),
         filler in proptest::collection::vec(any::<u8>(), 0x6000),
         budget in 1usize..40,
@@ -664,9 +702,36 @@ proptest! {
             h.ram.put(HEADER + 0x200 * i as u64, bytes);
         }
         for (index, &(addr, len, flags, next)) in descriptors.iter().enumerate().take(usize::from(size)) {
+            let next = next.unwrap_or(index as u16 + 1);
             h.queue.set_desc(index as u16, addr, len, flags, next);
         }
-        for &head in heads.iter().take(usize::from(size)) {
+        // Some well-formed requests among the noise: header slot, data in two parts
+        // (adjacent or not, split anywhere), status.
+        let mut request_heads = Vec::new();
+        for (group, &((apply, slot, sectors, writable), (split, gap, sector))) in
+            requests.iter().enumerate()
+        {
+            let first = 4 * group as u16;
+            if !apply || first + 3 >= size {
+                continue;
+            }
+            let total = sectors * 512;
+            let split = split.min(total);
+            let data = HEADER + 0x6000 + 0x1000 * slot;
+            let second = data + u64::from(split) + if gap { 64 } else { 0 };
+            let data_flags = if writable { NEXT | WRITE } else { NEXT };
+            h.queue.set_desc(first, HEADER + 0x200 * (2 * slot), 16, NEXT, first + 1);
+            h.queue.set_desc(first + 1, data, split, data_flags, first + 2);
+            h.queue.set_desc(first + 2, second, total - split, data_flags, first + 3);
+            h.queue.set_desc(first + 3, STATUS_AT + slot, 1, WRITE, 0);
+            if let Some(sector) = sector {
+                let request_type = if writable { T_IN } else { T_OUT };
+                h.ram.put(HEADER + 0x200 * (2 * slot), &header(request_type, sector));
+            }
+            request_heads.push(first);
+        }
+        let random_heads = heads.iter().map(|&(wild, head)| if wild { head } else { head % size });
+        for head in request_heads.into_iter().chain(random_heads).take(usize::from(size)) {
             h.queue.offer(head);
         }
         if avail_extra > 0 {
