@@ -346,7 +346,7 @@ impl core::fmt::Display for InitError {
 }
 
 /// Where the driver puts the three parts of queue 0.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Rings {
     pub descriptors: u64,
     pub avail: u64,

@@ -72,10 +72,13 @@ fn attack(
         Check::Untouched(addr, len) => !ram::all(addr, len, FILL),
         Check::Sector(..) => false,
     });
+    // A ring attack leaves the queue on the attack's rings, whatever the device
+    // answered: the probe's own come back only with a new set-up.
     let broken = matches!(
         outcome,
         Outcome::NeedsReset | Outcome::Timeout | Outcome::SetupRefused
-    ) || driver.needs_reset();
+    ) || driver.needs_reset()
+        || driver.rings != Rings::own();
     let recovered = !broken || driver.recover();
     let mut unknown = false;
     for check in checks {
