@@ -253,6 +253,15 @@ fn a_hostile_guest_cannot_break_its_block_device_or_reach_other_storage() {
     // At once, before personal's RAM moves on: what the probe aimed at.
     let janus_now = dump(&mut linux.qemu, JANUS_TARGET, TARGET_BYTES);
     let other_now = dump(&mut linux.qemu, OTHER_TARGET, TARGET_BYTES);
+    // The probe's good read into a chunk of its own RAM it had not touched (the
+    // middle of its RAM, `untouched_chunk`): seen there, the dump and the pattern
+    // search can see the probe's data where it did land.
+    let own_chunk = (WORK_RAM.start + (WORK_RAM.end - WORK_RAM.start) / 2) & !((2 << 20) - 1);
+    let own_now = dump(&mut linux.qemu, own_chunk, 512);
+    assert!(
+        own_now == good_sector(),
+        "the probe's good read is not at {own_chunk:#x}"
+    );
 
     let output = linux.qemu.output();
     let all = lines(&output);
@@ -354,7 +363,13 @@ fn a_hostile_guest_cannot_break_its_block_device_or_reach_other_storage() {
     let personal = disk::partition(&disk_path, "personal");
     let work = disk::partition(&disk_path, "work");
     let length = fs::metadata(&disk_path).expect("disk size").len();
-    let strays: Vec<u64> = find_in_file(&disk_path, 0..length, MARK)
+    let marks = find_in_file(&disk_path, 0..length, MARK);
+    assert!(
+        marks.contains(&work.start),
+        "the search does not even find the probe's good write at {:#x}",
+        work.start
+    );
+    let strays: Vec<u64> = marks
         .into_iter()
         .filter(|offset| !work.contains(offset))
         .collect();
@@ -375,4 +390,23 @@ fn a_hostile_guest_cannot_break_its_block_device_or_reach_other_storage() {
         !find_in_file(&disk_path, personal.clone(), note.as_bytes()).is_empty(),
         "personal's file is not in its volume {personal:x?}"
     );
+}
+
+#[test]
+fn the_disk_search_finds_needles_across_its_chunks() {
+    let path = disk::test_disks_dir().join(format!("{TEST}-search-{}.img", std::process::id()));
+    fs::create_dir_all(disk::test_disks_dir()).expect("test-disks");
+    let mut bytes = vec![0u8; (3 << 20) + 100];
+    // At the start, across the first chunk boundary, at the very end.
+    for offset in [0, (1 << 20) - 5, bytes.len() - MARK.len()] {
+        bytes[offset..offset + MARK.len()].copy_from_slice(MARK);
+    }
+    fs::write(&path, &bytes).expect("write");
+    let length = bytes.len() as u64;
+    assert_eq!(
+        find_in_file(&path, 0..length, MARK),
+        [0, (1 << 20) - 5, length - MARK.len() as u64]
+    );
+    assert_eq!(find_in_file(&path, 1..length - 1, MARK), [(1 << 20) - 5]);
+    fs::remove_file(&path).expect("remove");
 }
