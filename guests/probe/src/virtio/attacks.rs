@@ -8,10 +8,11 @@
 //! What lies outside its RAM (Janus' memory, the other personality's, the disk
 //! beyond its volume) the test checks from the host.
 
+use super::driver::{input, out, Driver, InitError, Outcome, Rings};
+use super::memory::{at, fill_pattern, layout, ram, write_descriptor, write_header};
 use super::{
-    at, fill_pattern, has_pattern, input, layout, out, ram, write_descriptor, write_header, Driver,
-    InitError, Outcome, Rings, CANARY_SECTOR, CANARY_TAG, DESC_INDIRECT, DESC_NEXT, DESC_WRITE,
-    GOOD_SECTOR, GOOD_TAG, SECTOR, STATUS_UNWRITTEN, T_DISCARD, T_IN, T_OUT, T_WRITE_ZEROES,
+    CANARY_SECTOR, CANARY_TAG, DESC_INDIRECT, DESC_NEXT, DESC_WRITE, GOOD_SECTOR, GOOD_TAG, SECTOR,
+    STATUS_UNWRITTEN, T_DISCARD, T_IN, T_OUT, T_WRITE_ZEROES,
 };
 use crate::probe::arg;
 use crate::say;
@@ -497,14 +498,9 @@ pub fn run_all(driver: &mut Driver, ram_base: u64, ram_size: u64) -> (u32, u32, 
     });
 
     // The good data is still where it was.
-    if !has_pattern_on_disk(driver, GOOD_SECTOR, GOOD_TAG) {
+    if !driver.check_pattern(GOOD_SECTOR, GOOD_TAG).1 {
         say!("virtio: sector 0 lost its good pattern");
         tally.works = false;
     }
     (tally.refused, tally.tried, tally.works)
-}
-
-fn has_pattern_on_disk(driver: &mut Driver, sector: u64, tag: &str) -> bool {
-    let (_, same) = driver.check_pattern(sector, tag);
-    same && has_pattern(at(layout::READBACK), SECTOR, tag)
 }
