@@ -130,6 +130,9 @@ pub fn access(
     }
     let level = device.irq_level();
     drop(device);
+    // The used ring's updates are visible to the guest's other vCPUs before
+    // the interrupt that tells one of them to look.
+    services.guest_memory_fence();
     set_line(vm, vcpu, level, services);
     result
 }

@@ -12,6 +12,12 @@ use qemu_virt_tests::linux::{BOOT_TIMEOUT, HOTKEY};
 use qemu_virt_tests::probe::{self, wait_for_all, LINE_TIMEOUT};
 use qemu_virt_tests::{image_path, workspace_root, Qemu, QemuConfig};
 
+#[path = "bench/storage.rs"]
+mod storage;
+
+/// Rounds of the storage figures (Janus, then native, in each).
+const STORAGE_RUNS: usize = 2;
+
 /// One metric of the report.
 struct Metric {
     name: String,
@@ -377,6 +383,51 @@ fn native_config(name: &str) -> QemuConfig {
     config
 }
 
+/// The storage figures: personal's volume under Janus against the same
+/// partition attached natively, each round's pair measured back to back.
+fn storage_metrics() -> Vec<Metric> {
+    let disk = storage::bench_disk("blk");
+    let (mut janus, mut native) = (Vec::new(), Vec::new());
+    for _ in 0..STORAGE_RUNS {
+        janus.push(storage::under_janus(&disk));
+        native.push(storage::native(&disk, native_config("personal")));
+    }
+    let both = storage::both_write(&storage::bench_disk("both"));
+    let pick = |runs: &[storage::Figures], field: fn(&storage::Figures) -> f64| {
+        median(runs.iter().map(field).collect())
+    };
+    let source = "the same kernel and initramfs on QEMU alone, personal's partition as its virtio-blk disk, measured in this run";
+    let mut metrics = Vec::new();
+    for (name, field) in [
+        (
+            "read",
+            (|f: &storage::Figures| f.read_mib_s) as fn(&storage::Figures) -> f64,
+        ),
+        ("write", |f: &storage::Figures| f.write_mib_s),
+    ] {
+        let (value, baseline) = (pick(&janus, field), pick(&native, field));
+        metrics.push(Metric {
+            baseline: Some((baseline, source)),
+            ..Metric::new(&format!("blk_{name}_mib_s"), value, "MiB/s")
+        });
+        metrics.push(Metric {
+            target: Some(0.9),
+            detail_name: "mib_s_x1000",
+            detail: vec![
+                ("janus".to_string(), (value * 1000.0) as u64),
+                ("native".to_string(), (baseline * 1000.0) as u64),
+            ],
+            ..Metric::new(&format!("blk_{name}_ratio"), value / baseline, "ratio")
+        });
+    }
+    metrics.push(Metric {
+        baseline: Some((pick(&native, |f| f.flush_us), source)),
+        ..Metric::new("blk_flush_us", pick(&janus, |f| f.flush_us), "microseconds")
+    });
+    metrics.push(Metric::new("blk_both_write_mib_s", both, "MiB/s"));
+    metrics
+}
+
 fn main() {
     let image_bytes = fs::metadata(image_path("janus.bin"))
         .expect("janus.bin")
@@ -524,6 +575,7 @@ fn main() {
             "switches",
         )
     });
+    metrics.extend(storage_metrics());
     for (name, causes) in exits {
         let total = causes.iter().map(|(_, count)| count).sum::<u64>() as f64;
         metrics.push(Metric {

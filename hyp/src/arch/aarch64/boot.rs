@@ -13,11 +13,15 @@ use crate::arch::aarch64::{
     self as arch, exception::halt, firmware, gic, heap, memory, mmu, percpu, run, storage,
 };
 use crate::board::{Board, PsciMethod};
+use crate::dev::virtio::blk::BlkDevice;
+use crate::dev::virtio::mmio::MmioTransport;
 use crate::janus_println;
 use crate::mm::stage2::{self, Stage2Table};
-use crate::vm::bundle::{Bundle, GuestKind};
+use crate::trap::block::BlockDevice;
+use crate::vm::bundle::{Bundle, GuestKind, PersonalityConfig};
 use crate::vm::config::{self, Limits};
 use crate::vm::devices::Devices;
+use crate::vm::devicetree::layout::{BLOCK_BASE, BLOCK_SPI};
 use crate::vm::devicetree::{self, GuestTree};
 use crate::vm::entropy::{BootEntropy, GuestSeeds, RNG_SEED_BYTES};
 use crate::vm::placement::{self, RAM_ALIGN};
@@ -266,6 +270,10 @@ fn primary(dtb: u64) -> ! {
             Err(error) => stop_boot(format_args!("{}: virtual GIC: {error:?}", config.name)),
         };
         let vm = Personality::new(index, config.name, config.kind, base, size, &pcpus, devices);
+        let vm = match block_device(config, (base, size)) {
+            Some(block) => vm.with_block(block),
+            None => vm,
+        };
         let ram = build_stage2(&vm);
         let image = match guest_image(&vm, config, ram, pa_bits) {
             Ok(image) => image,
@@ -399,7 +407,7 @@ fn guest_image(
         initrd,
         devices: config.kind == GuestKind::Linux,
         seeds: None,
-        block: false,
+        block: vm.block.is_some(),
     };
     // Every start's tree has seeds of these sizes, so this one's size is theirs.
     let sized = GuestTree {
@@ -426,6 +434,34 @@ fn guest_image(
         vtcr: stage2::vtcr_el2(pa_bits),
         cntvoff: AtomicU64::new(0),
     })
+}
+
+/// The block device of personality `config` on its volume (the disk's
+/// partition of its name), saying what it got; `None` when the configuration
+/// gives it no volume or the disk has no partition for it.
+fn block_device(config: &PersonalityConfig<'_>, ram: (u64, u64)) -> Option<BlockDevice> {
+    let wanted = config.volume_mib?;
+    let Some(backend) = storage::backend(config.name, ram) else {
+        if storage::storage().is_some() {
+            janus_println!(
+                "{}: the disk has no partition \"{}\" ({wanted} MiB configured); it starts without its volume",
+                config.name,
+                config.name
+            );
+        }
+        return None;
+    };
+    let sectors = backend.volume().sectors;
+    janus_println!(
+        "{}: volume = partition \"{}\" ({} MiB), virtio-blk at {BLOCK_BASE:#x} (SPI {BLOCK_SPI})",
+        config.name,
+        config.name,
+        sectors >> 11
+    );
+    let mut serial = alloc::vec::Vec::from(&b"janus-"[..]);
+    serial.extend_from_slice(config.name.as_bytes());
+    let device = BlkDevice::new(alloc::boxed::Box::new(backend), &serial);
+    Some(MmioTransport::new(device))
 }
 
 /// 32 bytes from the CPU's random number generator (RNDR, FEAT_RNG), or `None`
@@ -514,6 +550,10 @@ pub fn restart(vm: &'static Personality) {
     image.cntvoff.store(CNTPCT_EL0.get(), Ordering::Relaxed);
     if let Some(devices) = &vm.devices {
         devices.lock().reset();
+    }
+    // Its I/O ran on its own vCPUs, synchronously: none is in flight now.
+    if let Some(block) = &vm.block {
+        block.lock().reset();
     }
     crate::console::restarted(vm.id);
     let first_start = vm.state() == VmState::Starting;
