@@ -161,6 +161,7 @@ extern "C" fn rust_start(vcpu: usize, dtb: u64) -> ! {
     } else {
         ONLINE.fetch_add(1, Ordering::AcqRel);
         say!("vCPU {vcpu} up");
+        crate::virtio::secondary();
         loop {
             // SAFETY: waiting touches no memory (WFI traps to Janus).
             unsafe { asm!("wfi", options(nomem, nostack)) };
@@ -305,6 +306,16 @@ fn ram_check(ram_base: u64, ram_size: u64, dtb_end: u64) {
     } else if stored != MARKER {
         say!("first store to {first_store:#x} lost: reads {stored:#x}");
     }
+}
+
+/// Starts vCPU `vcpu` at `secondary_start` (PSCI CPU_ON); returns the PSCI result.
+pub fn start_vcpu(vcpu: u64) -> i64 {
+    hvc(
+        hvc::PSCI_CPU_ON,
+        vcpu,
+        secondary_start as *const () as u64,
+        vcpu,
+    )
 }
 
 fn start_secondaries(vcpus: usize, _ram_base: u64) {

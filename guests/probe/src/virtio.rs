@@ -20,6 +20,9 @@
 mod attacks;
 mod driver;
 mod memory;
+mod race;
+
+pub use race::secondary;
 
 use crate::say;
 use driver::{input, mmio_read, register, Driver, Register, Rings};
