@@ -164,3 +164,70 @@ fn both_personalities_write_at_the_same_time_and_both_finish() {
     linux.wait("work-wrote-16777216-bytes", Duration::from_secs(300));
     linux.qemu.kill();
 }
+
+/// Boots on `disk` and returns personal's shell once it is ready, with the
+/// console text so far.
+fn boot_and_read(disk: &Path) -> (Linux, String) {
+    let linux = boot_on(disk);
+    let output = linux.qemu.output();
+    (linux, output)
+}
+
+/// Flips a byte of `disk` at `offset`.
+fn corrupt(disk: &Path, offset: u64) {
+    let mut bytes = fs::read(disk).expect("read the disk image");
+    bytes[offset as usize] ^= 0xff;
+    fs::write(disk, bytes).expect("write the disk image");
+}
+
+#[test]
+fn a_disk_without_a_partition_table_leaves_the_personalities_without_volumes() {
+    let dir = disk::test_disks_dir();
+    fs::create_dir_all(&dir).expect("create target/test-disks");
+    let blank = dir.join("storage_blank.img");
+    let file = fs::File::create(&blank).expect("create a blank disk");
+    file.set_len(64 << 20).expect("size the blank disk");
+    drop(file);
+    let (mut linux, output) = boot_and_read(&blank);
+    assert!(
+        output
+            .contains("[janus] disk: no GPT partition table; personalities start without volumes"),
+        "{output}"
+    );
+    assert!(output.contains("personal: no volume; /data is in RAM and lost at reboot"));
+    assert_eq!(linux.run("hostname"), "personal");
+    linux.qemu.kill();
+    // Nothing was written to it.
+    let bytes = fs::read(&blank).expect("read the blank disk");
+    assert!(bytes.iter().all(|&byte| byte == 0));
+}
+
+#[test]
+fn a_damaged_primary_table_is_read_from_the_backup_and_two_damaged_ones_are_refused() {
+    let disk = fresh_disk("storage_damaged_gpt");
+    // The primary header's CRC (LBA 1, bytes 16-19).
+    corrupt(&disk, 512 + 16);
+    let (mut linux, output) = boot_and_read(&disk);
+    assert!(output.contains("read the backup"), "{output}");
+    assert_eq!(linux.run("cat /data/owner"), "personal");
+    linux.qemu.kill();
+    drop(linux);
+
+    // And the backup's, in the disk's last sector.
+    let last = fs::metadata(&disk).expect("disk size").len() - 512;
+    corrupt(&disk, last + 16);
+    let (mut linux, output) = boot_and_read(&disk);
+    let line = output
+        .lines()
+        .find(|line| line.starts_with("[janus] disk: "))
+        .unwrap_or_else(|| panic!("no disk line in\n{output}"));
+    assert!(line.contains("primary GPT"), "{line}");
+    assert!(
+        line.ends_with("personalities start without volumes\r")
+            || line.ends_with("personalities start without volumes"),
+        "{line}"
+    );
+    assert!(output.contains("personal: no volume"));
+    assert_eq!(linux.run("hostname"), "personal");
+    linux.qemu.kill();
+}
