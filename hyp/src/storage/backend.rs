@@ -2,7 +2,9 @@
 //! storage layer implements it, and the one conversion of its errors.
 #![forbid(unsafe_code)]
 
-pub use crate::dev::virtio::blk::{BlockBackend, Buffer, IoError, SECTOR_BYTES};
+pub use crate::dev::virtio::blk::{
+    BlockBackend, Buffer, GuestRun, IoError, MAX_RUNS, SECTOR_BYTES,
+};
 
 use super::volume::VolumeError;
 use super::PhysicalError;
@@ -15,6 +17,7 @@ impl From<VolumeError> for IoError {
                 IoError::OutOfRange
             }
             VolumeError::BadLength(_)
+            | VolumeError::RunCount(_)
             | VolumeError::OutsideRam { .. }
             | VolumeError::Disk(PhysicalError::BadLength | PhysicalError::NotGuestRam) => {
                 IoError::BadBuffer

@@ -12,6 +12,7 @@ pub mod volume;
 use alloc::string::String;
 use core::fmt::{self, Write};
 
+use backend::GuestRun;
 use gpt::{Partition, PartitionTable, ReadError, SectorReader, SECTOR_BYTES};
 
 pub use volume::{VolumeBackend, VolumeError};
@@ -73,6 +74,22 @@ pub trait PhysicalDisk {
     /// # Errors
     /// As `read_guest`.
     fn write_guest(&self, sector: u64, addr: u64, len: usize) -> Result<(), PhysicalError>;
+    /// Reads sectors from `sector` straight into the guest runs `runs`, in order
+    /// (the first run gets `sector`, the next the sectors after it): one request
+    /// for all of them (scatter-gather, zero copy). The caller passes only runs
+    /// its `GuestMemory` checked, at most `backend::MAX_RUNS`; the
+    /// implementation refuses any outside every personality's RAM.
+    ///
+    /// # Errors
+    /// `BadLength` (also for no runs or too many), `OutOfRange`, `NotGuestRam`
+    /// or `Device`.
+    fn read_guest_runs(&self, sector: u64, runs: &[GuestRun]) -> Result<(), PhysicalError>;
+    /// Writes the guest runs `runs`, in order, to the sectors from `sector`, as
+    /// one request; returns when the device completed it.
+    ///
+    /// # Errors
+    /// As `read_guest_runs`.
+    fn write_guest_runs(&self, sector: u64, runs: &[GuestRun]) -> Result<(), PhysicalError>;
 }
 
 /// The partition table is read through the same disk.

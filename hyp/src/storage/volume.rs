@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use super::backend::{BlockBackend, Buffer, IoError, SECTOR_BYTES};
+use super::backend::{BlockBackend, Buffer, GuestRun, IoError, MAX_RUNS, SECTOR_BYTES};
 use super::{PhysicalDisk, PhysicalError, Volume};
 
 /// Why a volume request was refused or failed.
@@ -19,6 +19,8 @@ pub enum VolumeError {
     },
     /// A length of zero or not a whole number of sectors.
     BadLength(usize),
+    /// A list of guest runs that is empty or longer than `MAX_RUNS`.
+    RunCount(usize),
     /// A guest buffer outside the personality's own RAM.
     OutsideRam {
         /// Its address.
@@ -37,6 +39,9 @@ impl fmt::Display for VolumeError {
                 write!(f, "{count} sectors at {sector} lie past the volume's end")
             }
             VolumeError::BadLength(len) => write!(f, "{len} bytes is not whole sectors"),
+            VolumeError::RunCount(count) => {
+                write!(f, "{count} guest runs (from 1 to {MAX_RUNS} in a request)")
+            }
             VolumeError::OutsideRam { addr, len } => {
                 write!(f, "{len} bytes at {addr:#x} lie outside its RAM")
             }
@@ -98,6 +103,26 @@ impl<'d, D: PhysicalDisk + ?Sized> VolumeBackend<'d, D> {
         }
     }
 
+    /// The disk sector of volume sector `sector` for the guest runs `runs`, once
+    /// there are 1 to `MAX_RUNS` of them, each whole sectors inside the
+    /// personality's RAM, and all their sectors inside the volume.
+    fn place_runs(&self, sector: u64, runs: &[GuestRun]) -> Result<u64, VolumeError> {
+        if runs.is_empty() || runs.len() > MAX_RUNS {
+            return Err(VolumeError::RunCount(runs.len()));
+        }
+        let mut total = 0usize;
+        for run in runs {
+            if run.len == 0 || !run.len.is_multiple_of(SECTOR_BYTES) {
+                return Err(VolumeError::BadLength(run.len));
+            }
+            self.in_ram(run.addr, run.len)?;
+            total = total
+                .checked_add(run.len)
+                .ok_or(VolumeError::BadLength(usize::MAX))?;
+        }
+        self.place(sector, total)
+    }
+
     fn read_volume(&self, sector: u64, buffer: Buffer<'_>) -> Result<(), VolumeError> {
         match buffer {
             Buffer::Guest { addr, len } => {
@@ -140,6 +165,22 @@ impl<D: PhysicalDisk + ?Sized> BlockBackend for VolumeBackend<'_, D> {
 
     fn write(&mut self, sector: u64, buffer: Buffer<'_>) -> Result<(), IoError> {
         Ok(self.write_volume(sector, buffer)?)
+    }
+
+    fn read_runs(&mut self, sector: u64, runs: &[GuestRun]) -> Result<(), IoError> {
+        let at = self.place_runs(sector, runs)?;
+        Ok(self
+            .disk
+            .read_guest_runs(at, runs)
+            .map_err(VolumeError::Disk)?)
+    }
+
+    fn write_runs(&mut self, sector: u64, runs: &[GuestRun]) -> Result<(), IoError> {
+        let at = self.place_runs(sector, runs)?;
+        Ok(self
+            .disk
+            .write_guest_runs(at, runs)
+            .map_err(VolumeError::Disk)?)
     }
 
     fn flush(&mut self) -> Result<(), IoError> {

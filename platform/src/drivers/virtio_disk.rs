@@ -1,29 +1,88 @@
-//! The board's virtio-blk disk behind virtio-mmio, driven by Janus itself with
-//! the `virtio-drivers` crate; requests complete by spinning on the used ring.
+//! The board's virtio-blk disk behind virtio-mmio, driven by Janus itself on
+//! `virtio-drivers`' transport and queue; requests complete by spinning on the used ring.
 //!
-//! What the crate's `VirtIOBlk` gives and does not (0.13.0):
-//! - one data buffer per request (`read_blocks`/`write_blocks` take one slice),
-//!   so each call here is one contiguous range; its `VirtQueue` could chain
-//!   several buffers, but `VirtIOBlk` has no method that does;
-//! - a queue of 16 descriptors, used with indirect descriptors when the device
-//!   offers them (one request at a time here, so that is plenty);
-//! - IN, OUT, FLUSH and GET_ID only: no DISCARD or WRITE_ZEROES request methods.
+//! Janus builds the requests (virtio 1.2, 5.2.6) instead of using the crate's `VirtIOBlk`,
+//! whose methods take one data buffer per request: here one request carries a list of
+//! runs of memory (scatter-gather), so a guest request of 254 scattered pages takes 5
+//! physical requests rather than 254.
+//! - one request at a time, on a queue of 64 descriptors (16 when the device's queue is
+//!   smaller): a chain may not be longer than the queue, even through an indirect table
+//!   (2.7.5.3.1), so a request carries its header, up to 62 runs and its status, and more
+//!   runs take more requests. Not 256 (seg_max of Janus' own device): the crate's
+//!   `VirtQueue` keeps 32 bytes of state per descriptor inline and is built by value, so a
+//!   256-descriptor queue puts 8 KiB and more on the 16 KiB boot stack (measured: the boot
+//!   CPU's frame grew to 27 KiB and overflowed);
+//! - indirect descriptors when the device offers them (the crate allocates the table per
+//!   request), else a direct chain;
+//! - IN, OUT and FLUSH only: no GET_ID, DISCARD or WRITE_ZEROES requests.
 
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::fmt;
 use core::ptr::NonNull;
 
-use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
+use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
 /// Bytes in a sector of the disk (virtio 1.2, 5.2.6: always 512).
-pub const SECTOR_BYTES: usize = SECTOR_SIZE;
+pub const SECTOR_BYTES: usize = 512;
 
-/// Most bytes one request may carry: a descriptor's length is 32 bits (virtio
-/// 1.2, 2.7.5), and virtio-drivers panics on a longer buffer.
+/// Most bytes one run may hold, and one physical request carry: a descriptor's
+/// length is 32 bits (virtio 1.2, 2.7.5), and so is a chain's total (2.7.5.2).
 pub const MAX_REQUEST_BYTES: usize = u32::MAX as usize & !(SECTOR_BYTES - 1);
+
+/// Most runs one call may pass (a guest request's 254 segments and then some).
+/// More than fit one request are split over several (in order, each waited for),
+/// as are runs whose total passes `MAX_REQUEST_BYTES`.
+pub const MAX_RUNS: usize = 256;
+
+/// The request queue's index (virtio-blk without VIRTIO_BLK_F_MQ has one, 5.2.2).
+const QUEUE: u16 = 0;
+/// Descriptors in the queue when the device allows as many: header, 62 runs, status
+/// (see the top of the file for why not 256).
+const LARGE_QUEUE: usize = 64;
+/// Descriptors in the queue when it does not (what `VirtIOBlk` uses).
+const SMALL_QUEUE: usize = 16;
+
+/// VIRTIO_BLK_F_RO (5.2.3): the device is read-only.
+const VIRTIO_BLK_F_RO: u64 = 1 << 5;
+/// VIRTIO_BLK_F_FLUSH: the FLUSH request exists (the device has a write cache).
+const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
+/// VIRTIO_F_INDIRECT_DESC (6): descriptor tables outside the ring.
+const VIRTIO_F_INDIRECT_DESC: u64 = 1 << 28;
+/// VIRTIO_F_EVENT_IDX (6): notification suppression by index.
+const VIRTIO_F_EVENT_IDX: u64 = 1 << 29;
+/// VIRTIO_F_VERSION_1 (6): a modern device, which the driver must accept (6.1).
+const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// Every feature Janus' driver understands; it accepts those the device offers.
+const SUPPORTED_FEATURES: u64 = VIRTIO_BLK_F_RO
+    | VIRTIO_BLK_F_FLUSH
+    | VIRTIO_F_INDIRECT_DESC
+    | VIRTIO_F_EVENT_IDX
+    | VIRTIO_F_VERSION_1;
+
+/// Byte offsets in the device's configuration space (5.2.4): le64 capacity.
+const CONFIG_CAPACITY_LOW: usize = 0;
+/// The high half of capacity (read as two u32s: the MMIO window takes 32-bit reads).
+const CONFIG_CAPACITY_HIGH: usize = 4;
+
+/// VIRTIO_BLK_T_IN (5.2.6): read.
+const T_IN: u32 = 0;
+/// VIRTIO_BLK_T_OUT: write.
+const T_OUT: u32 = 1;
+/// VIRTIO_BLK_T_FLUSH.
+const T_FLUSH: u32 = 4;
+/// VIRTIO_BLK_S_OK: the status byte of a request that succeeded.
+const S_OK: u8 = 0;
+/// VIRTIO_BLK_S_UNSUPP.
+const S_UNSUPP: u8 = 2;
+/// What the status byte holds until the device writes it (no status is 0xff).
+const S_UNSET: u8 = 0xff;
+/// Bytes of the request header: le32 type, le32 reserved, le64 sector.
+const HEADER_BYTES: usize = 16;
 
 /// Why a disk request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,9 +160,99 @@ unsafe impl Hal for JanusHal {
     }
 }
 
+/// The request queue, sized by what the device allows.
+enum RequestQueue {
+    /// `LARGE_QUEUE` descriptors (boxed: its shadow tables are 2 KiB).
+    Large(Box<VirtQueue<JanusHal, LARGE_QUEUE>>),
+    /// `SMALL_QUEUE` descriptors (boxed too, so the `Disk` stays small).
+    Small(Box<VirtQueue<JanusHal, SMALL_QUEUE>>),
+}
+
+impl RequestQueue {
+    /// Sets up queue `QUEUE` of the device, as large as it allows. Never inlined,
+    /// so that the queue built on the stack lives in this short frame and not in
+    /// the boot CPU's long-lived one.
+    #[inline(never)]
+    fn new(
+        transport: &mut MmioTransport<'static>,
+        indirect: bool,
+        event_idx: bool,
+    ) -> Result<RequestQueue, virtio_drivers::Error> {
+        if transport.max_queue_size(QUEUE) >= LARGE_QUEUE as u32 {
+            let queue = VirtQueue::new(transport, QUEUE, indirect, event_idx)?;
+            Ok(RequestQueue::Large(Box::new(queue)))
+        } else {
+            let queue = VirtQueue::new(transport, QUEUE, indirect, event_idx)?;
+            Ok(RequestQueue::Small(Box::new(queue)))
+        }
+    }
+
+    /// Most descriptors one request may use: the queue's size (2.7.5.3.1), with or
+    /// without an indirect table (the queue is empty when a request is added).
+    fn descriptors(&self) -> usize {
+        match self {
+            RequestQueue::Large(_) => LARGE_QUEUE,
+            RequestQueue::Small(_) => SMALL_QUEUE,
+        }
+    }
+
+    /// Adds one request, notifies the device, spins until it is used and pops it.
+    fn submit<'a>(
+        &mut self,
+        transport: &mut MmioTransport<'static>,
+        inputs: &'a [&'a [u8]],
+        outputs: &'a mut [&'a mut [u8]],
+    ) -> Result<(), virtio_drivers::Error> {
+        match self {
+            RequestQueue::Large(queue) => queue.add_notify_wait_pop(inputs, outputs, transport),
+            RequestQueue::Small(queue) => queue.add_notify_wait_pop(inputs, outputs, transport),
+        }
+        .map(|_| ())
+    }
+}
+
+/// The request header for `request_type` at `sector` (5.2.6).
+fn header(request_type: u32, sector: u64) -> [u8; HEADER_BYTES] {
+    let mut header = [0u8; HEADER_BYTES];
+    header[..4].copy_from_slice(&request_type.to_le_bytes());
+    // Bytes 4..8 are `reserved`, zero.
+    header[8..].copy_from_slice(&sector.to_le_bytes());
+    header
+}
+
+/// What the status byte the device wrote means (5.2.6).
+fn status(byte: u8) -> Result<(), DiskError> {
+    match byte {
+        S_OK => Ok(()),
+        S_UNSUPP => Err(DiskError::Device(virtio_drivers::Error::Unsupported)),
+        // IOERR, or a byte the device never wrote or that no version defines.
+        _ => Err(DiskError::Device(virtio_drivers::Error::IoError)),
+    }
+}
+
+/// How many of the first runs (of lengths `lens`, each at most `MAX_REQUEST_BYTES`)
+/// one request takes: at most `most` runs and `MAX_REQUEST_BYTES` bytes, at least one.
+fn chunk_runs(lens: impl Iterator<Item = usize>, most: usize) -> usize {
+    let mut total = 0usize;
+    let mut count = 0;
+    for len in lens.take(most) {
+        match total.checked_add(len) {
+            Some(sum) if sum <= MAX_REQUEST_BYTES => total = sum,
+            _ => break,
+        }
+        count += 1;
+    }
+    count.max(1)
+}
+
 /// The physical disk: a virtio-blk device behind one virtio-mmio window.
 pub struct Disk {
-    blk: VirtIOBlk<JanusHal, MmioTransport<'static>>,
+    transport: MmioTransport<'static>,
+    queue: RequestQueue,
+    /// Size in sectors, from the configuration space.
+    capacity: u64,
+    /// The features both sides accepted.
+    features: u64,
 }
 
 // SAFETY: the driver owns its MMIO window (see `probe`) and its queue memory;
@@ -113,8 +262,9 @@ unsafe impl Send for Disk {}
 
 impl Disk {
     /// Takes over the virtio-mmio device at `base` when it is a block device:
-    /// resets it, negotiates features and sets up its queue. `None` for an empty
-    /// slot (device ID 0), another kind of device, or a device that fails to set up.
+    /// resets it, negotiates features and sets up its queue (virtio 1.2, 3.1.1).
+    /// `None` for an empty slot (device ID 0), another kind of device, or a device
+    /// that fails to set up (it is then left marked FAILED).
     ///
     /// # Safety
     /// `[base, base + size)` must be a virtio-mmio register window mapped as
@@ -123,36 +273,144 @@ impl Disk {
         let header = NonNull::new(base as *mut VirtIOHeader)?;
         // SAFETY: forwarded from the caller: a mapped virtio-mmio window of `size`
         // bytes, ours alone for as long as Janus runs ('static).
-        let transport = unsafe { MmioTransport::new(header, size) }.ok()?;
+        let mut transport = unsafe { MmioTransport::new(header, size) }.ok()?;
         if transport.device_type() != DeviceType::Block {
             return None;
         }
-        let blk = VirtIOBlk::new(transport).ok()?;
-        Some(Disk { blk })
+        let set_up = Disk::set_up(&mut transport);
+        match set_up {
+            Some((queue, capacity, features)) => {
+                transport.finish_init();
+                Some(Disk {
+                    transport,
+                    queue,
+                    capacity,
+                    features,
+                })
+            }
+            None => {
+                transport.set_status(DeviceStatus::FAILED);
+                None
+            }
+        }
+    }
+
+    /// Steps 1 to 7 of 3.1.1: reset, acknowledge, negotiate, read the capacity and
+    /// set up the queue; the queue, capacity and features.
+    fn set_up(transport: &mut MmioTransport<'static>) -> Option<(RequestQueue, u64, u64)> {
+        transport.set_status(DeviceStatus::empty());
+        transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
+        let features = transport.read_device_features() & SUPPORTED_FEATURES;
+        transport.write_driver_features(features);
+        let accepted = DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK;
+        transport.set_status(accepted);
+        // A modern device clears FEATURES_OK when it refuses the set (3.1.1 step 6);
+        // a legacy one has no such bit to clear.
+        if features & VIRTIO_F_VERSION_1 != 0
+            && !transport.get_status().contains(DeviceStatus::FEATURES_OK)
+        {
+            return None;
+        }
+        // Legacy virtio-mmio needs the page size for its queue layout (4.2.4).
+        transport.set_guest_page_size(PAGE_SIZE as u32);
+        let capacity = transport
+            .read_consistent(|| {
+                let low: u32 = transport.read_config_space(CONFIG_CAPACITY_LOW)?;
+                let high: u32 = transport.read_config_space(CONFIG_CAPACITY_HIGH)?;
+                Ok(u64::from(high) << 32 | u64::from(low))
+            })
+            .ok()?;
+        let queue = RequestQueue::new(
+            transport,
+            features & VIRTIO_F_INDIRECT_DESC != 0,
+            features & VIRTIO_F_EVENT_IDX != 0,
+        )
+        .ok()?;
+        Some((queue, capacity, features))
     }
 
     /// Size of the disk in 512-byte sectors.
     pub fn capacity(&self) -> u64 {
-        self.blk.capacity()
+        self.capacity
     }
 
     /// Whether the device only allows reads.
     pub fn read_only(&self) -> bool {
-        self.blk.readonly()
+        self.features & VIRTIO_BLK_F_RO != 0
     }
 
-    /// The first sector as the crate takes it, once `len` bytes from `sector`
-    /// are known to be whole sectors inside the disk.
-    fn check(&self, sector: u64, len: usize) -> Result<usize, DiskError> {
-        if len == 0 || !len.is_multiple_of(SECTOR_BYTES) || len > MAX_REQUEST_BYTES {
+    /// Checks runs of lengths `lens` from `sector`: one to `MAX_RUNS` of them, each
+    /// a non-zero whole number of sectors up to `MAX_REQUEST_BYTES`, and all their
+    /// sectors inside the disk.
+    fn check(&self, sector: u64, lens: impl Iterator<Item = usize>) -> Result<(), DiskError> {
+        let mut runs = 0;
+        let mut sectors = 0u64;
+        for len in lens {
+            if len == 0 || !len.is_multiple_of(SECTOR_BYTES) || len > MAX_REQUEST_BYTES {
+                return Err(DiskError::BadLength);
+            }
+            runs += 1;
+            // At most MAX_RUNS runs of under 2^32 bytes: no overflow.
+            sectors += (len / SECTOR_BYTES) as u64;
+        }
+        if runs == 0 || runs > MAX_RUNS {
             return Err(DiskError::BadLength);
         }
-        let count = (len / SECTOR_BYTES) as u64;
-        let end = sector.checked_add(count).ok_or(DiskError::OutOfRange)?;
-        if end > self.capacity() {
+        let end = sector.checked_add(sectors).ok_or(DiskError::OutOfRange)?;
+        if end > self.capacity {
             return Err(DiskError::OutOfRange);
         }
-        usize::try_from(sector).map_err(|_| DiskError::OutOfRange)
+        Ok(())
+    }
+
+    /// An IN request (or several, see `MAX_RUNS`) filling `buffers` from `sector`;
+    /// the buffers are checked.
+    fn read_buffers(&mut self, sector: u64, buffers: &mut [&mut [u8]]) -> Result<(), DiskError> {
+        let most = self.queue.descriptors() - 2;
+        let mut rest = buffers;
+        let mut at = sector;
+        while !rest.is_empty() {
+            let count = chunk_runs(rest.iter().map(|buffer| buffer.len()), most);
+            let (chunk, tail) = core::mem::take(&mut rest).split_at_mut(count);
+            rest = tail;
+            let bytes: usize = chunk.iter().map(|buffer| buffer.len()).sum();
+            let header = header(T_IN, at);
+            let mut status_byte = [S_UNSET];
+            let mut outputs: Vec<&mut [u8]> = Vec::with_capacity(count + 1);
+            outputs.extend(chunk.iter_mut().map(|buffer| &mut **buffer));
+            outputs.push(&mut status_byte);
+            self.queue
+                .submit(&mut self.transport, &[&header], &mut outputs)
+                .map_err(DiskError::Device)?;
+            status(status_byte[0])?;
+            // Inside the disk (checked), so no overflow.
+            at += (bytes / SECTOR_BYTES) as u64;
+        }
+        Ok(())
+    }
+
+    /// An OUT request (or several) writing `buffers` from `sector`; they are checked.
+    fn write_buffers(&mut self, sector: u64, buffers: &[&[u8]]) -> Result<(), DiskError> {
+        let most = self.queue.descriptors() - 2;
+        let mut rest = buffers;
+        let mut at = sector;
+        while !rest.is_empty() {
+            let count = chunk_runs(rest.iter().map(|buffer| buffer.len()), most);
+            let (chunk, tail) = rest.split_at(count);
+            rest = tail;
+            let bytes: usize = chunk.iter().map(|buffer| buffer.len()).sum();
+            let header = header(T_OUT, at);
+            let mut status_byte = [S_UNSET];
+            let mut inputs: Vec<&[u8]> = Vec::with_capacity(count + 1);
+            inputs.push(&header);
+            inputs.extend_from_slice(chunk);
+            self.queue
+                .submit(&mut self.transport, &inputs, &mut [&mut status_byte])
+                .map_err(DiskError::Device)?;
+            status(status_byte[0])?;
+            at += (bytes / SECTOR_BYTES) as u64;
+        }
+        Ok(())
     }
 
     /// Reads `buffer.len() / 512` sectors from `sector` into Janus' buffer.
@@ -160,10 +418,8 @@ impl Disk {
     /// # Errors
     /// `BadLength`, `OutOfRange`, or `Device`.
     pub fn read(&mut self, sector: u64, buffer: &mut [u8]) -> Result<(), DiskError> {
-        let first = self.check(sector, buffer.len())?;
-        self.blk
-            .read_blocks(first, buffer)
-            .map_err(DiskError::Device)
+        self.check(sector, [buffer.len()].into_iter())?;
+        self.read_buffers(sector, &mut [buffer])
     }
 
     /// Writes Janus' `data` to the sectors from `sector`; returns when the device
@@ -172,10 +428,8 @@ impl Disk {
     /// # Errors
     /// `BadLength`, `OutOfRange`, or `Device`.
     pub fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), DiskError> {
-        let first = self.check(sector, data.len())?;
-        self.blk
-            .write_blocks(first, data)
-            .map_err(DiskError::Device)
+        self.check(sector, [data.len()].into_iter())?;
+        self.write_buffers(sector, &[data])
     }
 
     /// Makes every completed write durable (a FLUSH request; a no-op when the
@@ -184,48 +438,101 @@ impl Disk {
     /// # Errors
     /// `Device`.
     pub fn flush(&mut self) -> Result<(), DiskError> {
-        self.blk.flush().map_err(DiskError::Device)
+        if self.features & VIRTIO_BLK_F_FLUSH == 0 {
+            return Ok(());
+        }
+        let header = header(T_FLUSH, 0);
+        let mut status_byte = [S_UNSET];
+        self.queue
+            .submit(&mut self.transport, &[&header], &mut [&mut status_byte])
+            .map_err(DiskError::Device)?;
+        status(status_byte[0])
+    }
+
+    /// Reads sectors from `sector` straight into physical memory: the runs
+    /// `(pa, len)` in order, as one request (the device writes there itself: no
+    /// copy through Janus). Runs are split over several requests only past the
+    /// queue's size or `MAX_REQUEST_BYTES` in all.
+    ///
+    /// # Safety
+    /// Every `[pa, pa + len)` must be RAM that Janus maps (identity) and that Janus
+    /// uses for nothing else while the call runs (a personality's RAM, checked by
+    /// its device model). What the guest does with it meanwhile is its own business.
+    ///
+    /// # Errors
+    /// `BadLength` (no runs, more than `MAX_RUNS`, or a length that is zero, not
+    /// whole sectors or over `MAX_REQUEST_BYTES`), `OutOfRange`, or `Device`.
+    pub unsafe fn read_phys_runs(
+        &mut self,
+        sector: u64,
+        runs: &[(u64, usize)],
+    ) -> Result<(), DiskError> {
+        self.check(sector, runs.iter().map(|&(_, len)| len))?;
+        let mut buffers: Vec<&mut [u8]> = runs
+            .iter()
+            .map(|&(pa, len)| {
+                // JUSTIFICATION: the queue takes slices. Neither it nor `JanusHal`
+                // reads or writes through these: the queue takes their address
+                // and length for descriptors, and the device fills the memory.
+                // SAFETY: forwarded from the caller: `len` (non-zero, checked)
+                // bytes of mapped RAM at `pa` == VA that Janus does not otherwise
+                // use meanwhile.
+                unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len) }
+            })
+            .collect();
+        self.read_buffers(sector, &mut buffers)
+    }
+
+    /// Writes the physical memory of the runs `(pa, len)`, in order, to the sectors
+    /// from `sector` (the device reads them itself), as one request; returns when
+    /// the device has completed it.
+    ///
+    /// # Safety
+    /// As for `read_phys_runs`.
+    ///
+    /// # Errors
+    /// As `read_phys_runs`.
+    pub unsafe fn write_phys_runs(
+        &mut self,
+        sector: u64,
+        runs: &[(u64, usize)],
+    ) -> Result<(), DiskError> {
+        self.check(sector, runs.iter().map(|&(_, len)| len))?;
+        let buffers: Vec<&[u8]> = runs
+            .iter()
+            .map(|&(pa, len)| {
+                // JUSTIFICATION: as in `read_phys_runs`; the device only reads it.
+                // SAFETY: forwarded from the caller, as in `read_phys_runs`.
+                unsafe { core::slice::from_raw_parts(pa as *const u8, len) }
+            })
+            .collect();
+        self.write_buffers(sector, &buffers)
     }
 
     /// Reads `len` bytes of sectors from `sector` straight into physical memory at
-    /// `pa` (the device writes there itself: no copy through Janus).
+    /// `pa`: `read_phys_runs` with one run.
     ///
     /// # Safety
-    /// `[pa, pa + len)` must be RAM that Janus maps (identity) and that Janus uses
-    /// for nothing else while the call runs (a personality's RAM, checked by its
-    /// device model). What the guest does with it meanwhile is its own business.
+    /// As for `read_phys_runs`.
     ///
     /// # Errors
-    /// `BadLength`, `OutOfRange`, or `Device`.
+    /// As `read_phys_runs`.
     pub unsafe fn read_phys(&mut self, sector: u64, pa: u64, len: usize) -> Result<(), DiskError> {
-        let first = self.check(sector, len)?;
-        // JUSTIFICATION: `VirtIOBlk` takes only slices. Neither it nor `JanusHal`
-        // reads or writes through this one: the queue takes its address and
-        // length for a descriptor, and the device fills the memory.
-        // SAFETY: forwarded from the caller: `len` (non-zero, checked) bytes of
-        // mapped RAM at `pa` == VA that Janus does not otherwise use meanwhile.
-        let buffer = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len) };
-        self.blk
-            .read_blocks(first, buffer)
-            .map_err(DiskError::Device)
+        // SAFETY: forwarded from the caller.
+        unsafe { self.read_phys_runs(sector, &[(pa, len)]) }
     }
 
-    /// Writes `len` bytes of physical memory at `pa` to the sectors from `sector`
-    /// (the device reads them itself); returns when the device has completed it.
+    /// Writes `len` bytes of physical memory at `pa` to the sectors from `sector`:
+    /// `write_phys_runs` with one run.
     ///
     /// # Safety
-    /// As for `read_phys`.
+    /// As for `read_phys_runs`.
     ///
     /// # Errors
-    /// `BadLength`, `OutOfRange`, or `Device`.
+    /// As `read_phys_runs`.
     pub unsafe fn write_phys(&mut self, sector: u64, pa: u64, len: usize) -> Result<(), DiskError> {
-        let first = self.check(sector, len)?;
-        // JUSTIFICATION: as in `read_phys`; the device only reads this memory.
-        // SAFETY: forwarded from the caller, as in `read_phys`.
-        let data = unsafe { core::slice::from_raw_parts(pa as *const u8, len) };
-        self.blk
-            .write_blocks(first, data)
-            .map_err(DiskError::Device)
+        // SAFETY: forwarded from the caller.
+        unsafe { self.write_phys_runs(sector, &[(pa, len)]) }
     }
 }
 
@@ -252,6 +559,40 @@ mod tests {
         assert_eq!(pa, 0);
         let (pa, _) = JanusHal::dma_alloc(usize::MAX, BufferDirection::Both);
         assert_eq!(pa, 0);
+    }
+
+    #[test]
+    fn headers_are_type_reserved_and_sector_little_endian() {
+        assert_eq!(
+            header(T_OUT, 0x0102_0304_0506_0708),
+            [1, 0, 0, 0, 0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]
+        );
+        assert_eq!(header(T_FLUSH, 0)[..4], [4, 0, 0, 0]);
+    }
+
+    #[test]
+    fn only_a_zero_status_byte_is_success() {
+        assert_eq!(status(S_OK), Ok(()));
+        for byte in [1, S_UNSUPP, 3, S_UNSET] {
+            assert!(matches!(status(byte), Err(DiskError::Device(_))));
+        }
+    }
+
+    #[test]
+    fn runs_fill_one_request_up_to_the_queue_size() {
+        assert_eq!(chunk_runs([4096; 254].into_iter(), 254), 254);
+        assert_eq!(chunk_runs([4096; 254].into_iter(), LARGE_QUEUE - 2), 62);
+        assert_eq!(chunk_runs([4096; 254].into_iter(), SMALL_QUEUE - 2), 14);
+        assert_eq!(chunk_runs([512; 3].into_iter(), 14), 3);
+    }
+
+    #[test]
+    fn runs_past_four_gib_in_all_start_another_request() {
+        let big = MAX_REQUEST_BYTES / 2 + SECTOR_BYTES;
+        assert_eq!(chunk_runs([big, big, big].into_iter(), 254), 1);
+        assert_eq!(chunk_runs([MAX_REQUEST_BYTES, 512].into_iter(), 254), 1);
+        // A lone run is taken whatever its length (checked before).
+        assert_eq!(chunk_runs([usize::MAX].into_iter(), 254), 1);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! personalities are served whole, in FIFO order), its partition table, and the
 //! backend of each personality's volume.
 
+use alloc::vec::Vec;
+
 use spin::mutex::TicketMutex;
 use spin::Once;
 
@@ -11,6 +13,7 @@ use platform::drivers::virtio_disk::{Disk, DiskError};
 use crate::arch::aarch64::{boot, mmu};
 use crate::board::VirtioMmio;
 use crate::janus_println;
+use crate::storage::backend::GuestRun;
 use crate::storage::gpt::{self, PartitionTable};
 use crate::storage::{self, PhysicalDisk, PhysicalError, Volume, VolumeBackend};
 
@@ -35,6 +38,19 @@ fn in_guest_ram(addr: u64, len: usize) -> bool {
     boot::personalities()
         .iter()
         .any(|vm| vm.ram_contains(addr, len as u64))
+}
+
+/// The runs as the driver takes them, once each lies inside one personality's RAM.
+fn physical_runs(runs: &[GuestRun]) -> Result<Vec<(u64, usize)>, PhysicalError> {
+    runs.iter()
+        .map(|run| {
+            if in_guest_ram(run.addr, run.len) {
+                Ok((run.addr, run.len))
+            } else {
+                Err(PhysicalError::NotGuestRam)
+            }
+        })
+        .collect()
 }
 
 impl PhysicalDisk for BoardDisk {
@@ -72,6 +88,21 @@ impl PhysicalDisk for BoardDisk {
         }
         // SAFETY: as in `read_guest`; the device only reads the range.
         unsafe { self.disk.lock().write_phys(sector, addr, len) }.map_err(physical)
+    }
+
+    fn read_guest_runs(&self, sector: u64, runs: &[GuestRun]) -> Result<(), PhysicalError> {
+        let runs = physical_runs(runs)?;
+        // SAFETY: every run lies inside a personality's RAM (checked by
+        // `physical_runs`); as in `read_guest`, Janus maps it identity as Normal
+        // memory and does not touch it while the request runs. One lock for the
+        // whole request, so it is served whole, in FIFO order.
+        unsafe { self.disk.lock().read_phys_runs(sector, &runs) }.map_err(physical)
+    }
+
+    fn write_guest_runs(&self, sector: u64, runs: &[GuestRun]) -> Result<(), PhysicalError> {
+        let runs = physical_runs(runs)?;
+        // SAFETY: as in `read_guest_runs`; the device only reads the runs.
+        unsafe { self.disk.lock().write_phys_runs(sector, &runs) }.map_err(physical)
     }
 }
 

@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use std::sync::{Mutex, MutexGuard};
 
-use super::blk::{BlockBackend, Buffer, IoError, SECTOR_BYTES};
+use super::blk::{for_each_run, BlockBackend, Buffer, GuestRun, IoError, SECTOR_BYTES};
 use super::{GuestMemory, MemError};
 
 /// Guest RAM: `bytes` at guest-physical `base`, with a record of device misbehaviour.
@@ -127,6 +127,10 @@ pub enum DiskOp {
         len: usize,
         guest: bool,
     },
+    /// `read_runs(sector, runs)` with runs of `lens` bytes (when `DiskState::gathers`).
+    ReadRuns { sector: u64, lens: Vec<usize> },
+    /// `write_runs(sector, runs)` (when `DiskState::gathers`).
+    WriteRuns { sector: u64, lens: Vec<usize> },
     /// `flush()`.
     Flush,
 }
@@ -142,6 +146,9 @@ pub struct DiskState {
     pub violations: u32,
     /// Fail every call from now on.
     pub failing: bool,
+    /// Take `read_runs` / `write_runs` as one call each (logged as one op) instead of the
+    /// trait's default, one `read` / `write` per run.
+    pub gathers: bool,
 }
 
 /// A RAM disk that checks every call against the volume and guest RAM.
@@ -207,6 +214,47 @@ impl BlockBackend for RamDisk {
         let len = buffer.len();
         let guest = matches!(buffer, Buffer::Guest { .. });
         self.lock().log.push(DiskOp::Read { sector, len, guest });
+        self.read_unlogged(sector, buffer)
+    }
+
+    fn write(&mut self, sector: u64, buffer: Buffer<'_>) -> Result<(), IoError> {
+        let len = buffer.len();
+        let guest = matches!(buffer, Buffer::Guest { .. });
+        self.lock().log.push(DiskOp::Write { sector, len, guest });
+        self.write_unlogged(sector, buffer)
+    }
+
+    fn read_runs(&mut self, sector: u64, runs: &[GuestRun]) -> Result<(), IoError> {
+        if !self.lock().gathers {
+            return for_each_run(sector, runs, |at, buffer| self.read(at, buffer));
+        }
+        let lens = runs.iter().map(|run| run.len).collect();
+        self.lock().log.push(DiskOp::ReadRuns { sector, lens });
+        for_each_run(sector, runs, |at, buffer| self.read_unlogged(at, buffer))
+    }
+
+    fn write_runs(&mut self, sector: u64, runs: &[GuestRun]) -> Result<(), IoError> {
+        if !self.lock().gathers {
+            return for_each_run(sector, runs, |at, buffer| self.write(at, buffer));
+        }
+        let lens = runs.iter().map(|run| run.len).collect();
+        self.lock().log.push(DiskOp::WriteRuns { sector, lens });
+        for_each_run(sector, runs, |at, buffer| self.write_unlogged(at, buffer))
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.lock().log.push(DiskOp::Flush);
+        if self.lock().failing {
+            return Err(IoError::Device);
+        }
+        Ok(())
+    }
+}
+
+impl RamDisk {
+    /// `read` without the log entry.
+    fn read_unlogged(&mut self, sector: u64, buffer: Buffer<'_>) -> Result<(), IoError> {
+        let len = buffer.len();
         if self.lock().failing {
             return Err(IoError::Device);
         }
@@ -222,10 +270,9 @@ impl BlockBackend for RamDisk {
         Ok(())
     }
 
-    fn write(&mut self, sector: u64, buffer: Buffer<'_>) -> Result<(), IoError> {
+    /// `write` without the log entry.
+    fn write_unlogged(&mut self, sector: u64, buffer: Buffer<'_>) -> Result<(), IoError> {
         let len = buffer.len();
-        let guest = matches!(buffer, Buffer::Guest { .. });
-        self.lock().log.push(DiskOp::Write { sector, len, guest });
         if self.lock().failing {
             return Err(IoError::Device);
         }
@@ -237,14 +284,6 @@ impl BlockBackend for RamDisk {
                 self.lock().data[volume].copy_from_slice(&ram.bytes[ram_range]);
             }
             Buffer::Janus(bytes) => self.lock().data[volume].copy_from_slice(bytes),
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), IoError> {
-        self.lock().log.push(DiskOp::Flush);
-        if self.lock().failing {
-            return Err(IoError::Device);
         }
         Ok(())
     }

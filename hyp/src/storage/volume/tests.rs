@@ -14,12 +14,14 @@ const VOLUME: Volume = Volume {
     sectors: 20,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Read(u64, usize),
     Write(u64, usize),
     ReadGuest(u64, u64, usize),
     WriteGuest(u64, u64, usize),
+    ReadGuestRuns(u64, Vec<GuestRun>),
+    WriteGuestRuns(u64, Vec<GuestRun>),
     Flush,
 }
 
@@ -119,6 +121,53 @@ impl PhysicalDisk for FakeDisk {
         let guest = self.guest.borrow();
         self.data.borrow_mut()[range].copy_from_slice(&guest[FakeDisk::guest_bytes(addr, len)]);
         Ok(())
+    }
+
+    fn read_guest_runs(&self, sector: u64, runs: &[GuestRun]) -> Result<(), PhysicalError> {
+        self.log
+            .borrow_mut()
+            .push(Op::ReadGuestRuns(sector, runs.to_vec()));
+        let ranges = FakeDisk::run_ranges(sector, runs)?;
+        self.status()?;
+        let data = self.data.borrow();
+        let mut guest = self.guest.borrow_mut();
+        for (disk, ram) in ranges {
+            guest[ram].copy_from_slice(&data[disk]);
+        }
+        Ok(())
+    }
+
+    fn write_guest_runs(&self, sector: u64, runs: &[GuestRun]) -> Result<(), PhysicalError> {
+        self.log
+            .borrow_mut()
+            .push(Op::WriteGuestRuns(sector, runs.to_vec()));
+        let ranges = FakeDisk::run_ranges(sector, runs)?;
+        self.status()?;
+        let guest = self.guest.borrow();
+        let mut data = self.data.borrow_mut();
+        for (disk, ram) in ranges {
+            data[disk].copy_from_slice(&guest[ram]);
+        }
+        Ok(())
+    }
+}
+
+/// A run's byte ranges: on the disk, in guest RAM.
+type RunRanges = (core::ops::Range<usize>, core::ops::Range<usize>);
+
+impl FakeDisk {
+    /// The disk and guest byte ranges of each run from `sector`.
+    fn run_ranges(sector: u64, runs: &[GuestRun]) -> Result<Vec<RunRanges>, PhysicalError> {
+        let mut at = sector;
+        let mut ranges = Vec::new();
+        for run in runs {
+            ranges.push((
+                FakeDisk::bytes(at, run.len)?,
+                FakeDisk::guest_bytes(run.addr, run.len),
+            ));
+            at += (run.len / SECTOR_BYTES) as u64;
+        }
+        Ok(ranges)
     }
 }
 
@@ -371,4 +420,112 @@ fn errors_reach_the_model_as_its_io_errors() {
         IoError::from(VolumeError::Disk(PhysicalError::OutOfRange)),
         IoError::OutOfRange
     );
+}
+
+fn run(addr: u64, sectors: usize) -> GuestRun {
+    GuestRun {
+        addr,
+        len: sectors * SECTOR_BYTES,
+    }
+}
+
+#[test]
+fn guest_runs_are_one_disk_request_at_the_volume_offset() {
+    let disk = FakeDisk::new();
+    let mut volume = backend(&disk);
+    let sector = SECTOR_BYTES as u64;
+    let runs = [run(GUEST_BASE + 8 * sector, 1), run(GUEST_BASE, 2)];
+    disk.guest.borrow_mut()[8 * SECTOR_BYTES..9 * SECTOR_BYTES].fill(0x11);
+    disk.guest.borrow_mut()[..2 * SECTOR_BYTES].fill(0x22);
+    volume.write_runs(3, &runs).expect("write");
+    assert_eq!(disk.sector_bytes(13), [0x11; SECTOR_BYTES]);
+    assert_eq!(disk.sector_bytes(14), [0x22; SECTOR_BYTES]);
+    assert_eq!(disk.sector_bytes(15), [0x22; SECTOR_BYTES]);
+    let back = [
+        run(GUEST_BASE + 12 * sector, 2),
+        run(GUEST_BASE + 4 * sector, 1),
+    ];
+    volume.read_runs(3, &back).expect("read");
+    let guest = disk.guest.borrow();
+    assert_eq!(
+        &guest[12 * SECTOR_BYTES..13 * SECTOR_BYTES],
+        &[0x11; SECTOR_BYTES]
+    );
+    assert_eq!(
+        &guest[13 * SECTOR_BYTES..14 * SECTOR_BYTES],
+        &[0x22; SECTOR_BYTES]
+    );
+    assert_eq!(
+        &guest[4 * SECTOR_BYTES..5 * SECTOR_BYTES],
+        &[0x22; SECTOR_BYTES]
+    );
+    drop(guest);
+    assert_eq!(
+        disk.ops(),
+        [
+            Op::WriteGuestRuns(13, runs.to_vec()),
+            Op::ReadGuestRuns(13, back.to_vec())
+        ]
+    );
+}
+
+#[test]
+fn guest_runs_past_the_volume_end_never_reach_the_disk() {
+    let disk = FakeDisk::new();
+    let mut volume = backend(&disk);
+    // 20 sectors in the volume: 19 + 2 pass its end, though each run alone fits.
+    let runs = [run(GUEST_BASE, 1), run(GUEST_BASE + 0x1000, 1)];
+    assert_eq!(volume.read_runs(19, &runs), Err(IoError::OutOfRange));
+    assert_eq!(volume.write_runs(u64::MAX, &runs), Err(IoError::OutOfRange));
+    assert_eq!(volume.read_runs(18, &runs), Ok(()));
+    assert_eq!(disk.ops(), [Op::ReadGuestRuns(28, runs.to_vec())]);
+}
+
+#[test]
+fn a_guest_run_outside_its_ram_refuses_the_whole_request() {
+    let disk = FakeDisk::new();
+    let mut volume = backend(&disk);
+    for stray in [
+        GUEST_BASE - SECTOR_BYTES as u64,
+        GUEST_BASE + GUEST_BYTES - 256,
+        GUEST_BASE + GUEST_BYTES,
+        u64::MAX - 100,
+    ] {
+        let runs = [run(GUEST_BASE, 1), run(stray, 1)];
+        assert_eq!(
+            volume.place_runs(0, &runs),
+            Err(VolumeError::OutsideRam {
+                addr: stray,
+                len: SECTOR_BYTES
+            })
+        );
+        assert_eq!(volume.write_runs(0, &runs), Err(IoError::BadBuffer));
+    }
+    assert!(disk.ops().is_empty());
+}
+
+#[test]
+fn guest_run_lists_must_be_whole_sectors_and_bounded() {
+    let disk = FakeDisk::new();
+    let mut volume = backend(&disk);
+    let half = GuestRun {
+        addr: GUEST_BASE,
+        len: 256,
+    };
+    assert_eq!(
+        volume.place_runs(0, &[run(GUEST_BASE, 1), half]),
+        Err(VolumeError::BadLength(256))
+    );
+    assert_eq!(
+        volume.place_runs(0, &[run(GUEST_BASE, 0)]),
+        Err(VolumeError::BadLength(0))
+    );
+    assert_eq!(volume.place_runs(0, &[]), Err(VolumeError::RunCount(0)));
+    let many = vec![run(GUEST_BASE, 1); MAX_RUNS + 1];
+    assert_eq!(
+        volume.place_runs(0, &many),
+        Err(VolumeError::RunCount(MAX_RUNS + 1))
+    );
+    assert_eq!(volume.read_runs(0, &many), Err(IoError::BadBuffer));
+    assert!(disk.ops().is_empty());
 }

@@ -3,8 +3,9 @@
 //! One request queue; requests are handled synchronously, in order, at most `budget` per
 //! call. Data moves zero copy: the backend gets the guest's own buffers as
 //! [`Buffer::Guest`] runs (physically adjacent descriptors merged, every run a whole number
-//! of sectors); only a sector split across descriptors goes through a 512-byte Janus bounce
-//! buffer. The model copies the 16-byte header, discard/write-zeroes segments, the serial
+//! of sectors), the runs between two bounced sectors in one [`BlockBackend::read_runs`] or
+//! [`BlockBackend::write_runs`] call; only a sector split across descriptors goes through
+//! a 512-byte Janus bounce buffer. The model copies the 16-byte header, discard/write-zeroes segments, the serial
 //! and the status byte, and no data bytes besides the bounced sectors.
 
 mod request;
@@ -86,6 +87,45 @@ impl Buffer<'_> {
     }
 }
 
+/// One physically contiguous run of the personality's RAM, already `check`ed, for
+/// [`BlockBackend::read_runs`] and [`BlockBackend::write_runs`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestRun {
+    /// Guest-physical (== physical) address.
+    pub addr: u64,
+    /// Length in bytes, a multiple of 512.
+    pub len: usize,
+}
+
+/// Most runs the model passes in one `read_runs` / `write_runs` call: seg_max, so that
+/// the physical request (header and status besides) fits a queue of `QUEUE_MAX_SIZE`.
+pub const MAX_RUNS: usize = SEG_MAX as usize;
+
+/// Calls `each(sector, Buffer::Guest)` for every run in turn, each at the sector after the
+/// one before: what `read_runs` and `write_runs` do unless a backend can do better.
+///
+/// # Errors
+/// `OutOfRange` when the sectors pass 2^64; the first error of `each`.
+pub fn for_each_run(
+    sector: u64,
+    runs: &[GuestRun],
+    mut each: impl FnMut(u64, Buffer<'_>) -> Result<(), IoError>,
+) -> Result<(), IoError> {
+    let mut at = sector;
+    for run in runs {
+        each(
+            at,
+            Buffer::Guest {
+                addr: run.addr,
+                len: run.len,
+            },
+        )?;
+        let sectors = u64::try_from(run.len / SECTOR_BYTES).map_err(|_| IoError::OutOfRange)?;
+        at = at.checked_add(sectors).ok_or(IoError::OutOfRange)?;
+    }
+    Ok(())
+}
+
 /// Why a backend call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoError {
@@ -114,6 +154,27 @@ pub trait BlockBackend {
     /// # Errors
     /// Any [`IoError`].
     fn write(&mut self, sector: u64, buffer: Buffer<'_>) -> Result<(), IoError>;
+
+    /// Reads the sectors from `sector` into the guest runs `runs`, in order (the first
+    /// run gets `sector`, the next the sectors after it, ...): one guest request's data
+    /// between bounced sectors, at most [`MAX_RUNS`] runs. The default calls
+    /// [`BlockBackend::read`] once per run; a backend that can scatter does it at once.
+    ///
+    /// # Errors
+    /// Any [`IoError`]; the guest sees VIRTIO_BLK_S_IOERR.
+    fn read_runs(&mut self, sector: u64, runs: &[GuestRun]) -> Result<(), IoError> {
+        for_each_run(sector, runs, |at, buffer| self.read(at, buffer))
+    }
+
+    /// Writes the guest runs `runs`, in order, to the sectors from `sector`; returns only
+    /// when the physical device has completed it. The default calls
+    /// [`BlockBackend::write`] once per run.
+    ///
+    /// # Errors
+    /// Any [`IoError`].
+    fn write_runs(&mut self, sector: u64, runs: &[GuestRun]) -> Result<(), IoError> {
+        for_each_run(sector, runs, |at, buffer| self.write(at, buffer))
+    }
 
     /// Returns only after a physical FLUSH issued after every completed write has completed.
     ///
@@ -195,6 +256,9 @@ pub struct BlkDevice {
     serial: [u8; ID_BYTES],
     /// The features the driver accepted.
     driver_features: u64,
+    /// Scratch for the guest runs of one request ([`MAX_RUNS`] of them), allocated once
+    /// so that no request allocates or puts 4 KiB on Janus' stack.
+    runs: Box<[GuestRun]>,
 }
 
 impl core::fmt::Debug for BlkDevice {
@@ -221,6 +285,7 @@ impl BlkDevice {
             config: build_config(capacity),
             serial: id,
             driver_features: 0,
+            runs: alloc::vec![GuestRun::default(); MAX_RUNS].into_boxed_slice(),
         }
     }
 

@@ -6,8 +6,8 @@
 //! GET_ID). Any of them may span descriptors.
 
 use super::{
-    BlkDevice, Buffer, IoError, MAX_ZEROING_SECTORS, MAX_ZEROING_SEGMENTS, SECTOR_BYTES,
-    VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_WRITE_ZEROES,
+    BlkDevice, BlockBackend, Buffer, GuestRun, IoError, MAX_ZEROING_SECTORS, MAX_ZEROING_SEGMENTS,
+    SECTOR_BYTES, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_WRITE_ZEROES,
 };
 use crate::dev::virtio::queue::Segment;
 use crate::dev::virtio::GuestMemory;
@@ -155,15 +155,81 @@ impl Iterator for Pieces<'_> {
     }
 }
 
-/// A run of whole sectors in one physically contiguous guest range.
-#[derive(Clone, Copy)]
-struct Run {
-    /// Region offset of its first byte (a multiple of 512).
+/// The guest runs of one request gathered for a single backend call: consecutive in the
+/// region, each physically contiguous (pieces adjacent in memory are merged).
+struct Gather<'r> {
+    /// Room for the runs.
+    runs: &'r mut [GuestRun],
+    /// Runs held.
+    count: usize,
+    /// Region offset of the first run held (a multiple of 512).
     offset: u64,
-    /// Guest-physical address.
-    addr: u64,
-    /// Length (a multiple of 512).
-    len: u64,
+}
+
+impl Gather<'_> {
+    /// Adds the `len` bytes (whole sectors) at guest `addr` that are region bytes from
+    /// `offset`, right after those held: merged into the last run when they follow it in
+    /// memory. When there is no room, the runs held go to the backend first.
+    fn push(
+        &mut self,
+        backend: &mut dyn BlockBackend,
+        request: Transfer,
+        offset: u64,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), IoError> {
+        let len = index(len)?;
+        let last = self
+            .count
+            .checked_sub(1)
+            .and_then(|last| self.runs.get_mut(last));
+        if let Some(last) = last {
+            let follows = u64::try_from(last.len)
+                .ok()
+                .and_then(|last_len| last.addr.checked_add(last_len))
+                == Some(addr);
+            if let (true, Some(merged)) = (follows, last.len.checked_add(len)) {
+                last.len = merged;
+                return Ok(());
+            }
+        }
+        if self.count >= self.runs.len() {
+            self.flush(backend, request)?;
+        }
+        if self.count == 0 {
+            self.offset = offset;
+        }
+        // `runs` is never empty (MAX_RUNS long), so after a flush there is room.
+        let slot = self.runs.get_mut(self.count).ok_or(IoError::BadBuffer)?;
+        *slot = GuestRun { addr, len };
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Hands the runs held to the backend in one call (nothing when there are none).
+    fn flush(&mut self, backend: &mut dyn BlockBackend, request: Transfer) -> Result<(), IoError> {
+        let count = core::mem::take(&mut self.count);
+        let runs = self.runs.get(..count).ok_or(IoError::BadBuffer)?;
+        if runs.is_empty() {
+            return Ok(());
+        }
+        // Inside the volume: `transfer` checked the whole region.
+        let at = request.sector + self.offset / SECTOR;
+        if request.write {
+            backend.write_runs(at, runs)
+        } else {
+            backend.read_runs(at, runs)
+        }
+    }
+}
+
+/// Where an IN or OUT request's data goes.
+#[derive(Clone, Copy)]
+struct Transfer {
+    /// The request's first sector (that of region offset 0).
+    sector: u64,
+    /// OUT (the guest's bytes reach the volume) rather than IN.
+    write: bool,
 }
 
 impl BlkDevice {
@@ -282,7 +348,8 @@ impl BlkDevice {
     }
 
     /// Moves the data of an IN (`write == false`) or OUT request between `region` and the
-    /// volume at `sector`: whole sectors as guest runs, split sectors bounced.
+    /// volume at `sector`: the whole sectors as guest runs, those between two bounced
+    /// sectors in one backend call; split sectors bounced.
     fn transfer(
         &mut self,
         memory: &mut dyn GuestMemory,
@@ -293,7 +360,13 @@ impl BlkDevice {
         if !region.len.is_multiple_of(SECTOR) || !self.in_range(sector, region.len / SECTOR) {
             return Err(IoError::OutOfRange);
         }
-        let mut run: Option<Run> = None;
+        let request = Transfer { sector, write };
+        let backend: &mut dyn BlockBackend = self.backend.as_mut();
+        let mut gather = Gather {
+            runs: &mut self.runs,
+            count: 0,
+            offset: 0,
+        };
         // Region offset of the next byte not yet moved; a multiple of 512.
         let mut done = 0;
         for (start, addr, len) in region.pieces() {
@@ -304,68 +377,17 @@ impl BlkDevice {
             }
             let whole = (end - done) / SECTOR * SECTOR;
             if whole > 0 {
-                let piece_addr = addr + (done - start);
-                run = match run {
-                    Some(current) if current.addr + current.len == piece_addr => Some(Run {
-                        len: current.len + whole,
-                        ..current
-                    }),
-                    other => {
-                        self.flush_run(other, sector, write)?;
-                        Some(Run {
-                            offset: done,
-                            addr: piece_addr,
-                            len: whole,
-                        })
-                    }
-                };
+                gather.push(backend, request, done, addr + (done - start), whole)?;
                 done += whole;
             }
             if done < end {
                 // A sector starts here and continues in the next buffer(s).
-                self.flush_run(run.take(), sector, write)?;
-                self.bounce(memory, region, sector, done, write)?;
+                gather.flush(backend, request)?;
+                bounce(backend, memory, region, request, done)?;
                 done += SECTOR;
             }
         }
-        self.flush_run(run, sector, write)
-    }
-
-    /// Hands a guest run to the backend.
-    fn flush_run(&mut self, run: Option<Run>, sector: u64, write: bool) -> Result<(), IoError> {
-        let Some(run) = run else {
-            return Ok(());
-        };
-        let buffer = Buffer::Guest {
-            addr: run.addr,
-            len: index(run.len)?,
-        };
-        let at = sector + run.offset / SECTOR;
-        if write {
-            self.backend.write(at, buffer)
-        } else {
-            self.backend.read(at, buffer)
-        }
-    }
-
-    /// Moves the sector at region offset `offset` through a Janus buffer.
-    fn bounce(
-        &mut self,
-        memory: &mut dyn GuestMemory,
-        region: Region<'_>,
-        sector: u64,
-        offset: u64,
-        write: bool,
-    ) -> Result<(), IoError> {
-        let mut bounce = [0u8; SECTOR_BYTES];
-        let at = sector + offset / SECTOR;
-        if write {
-            region.read(memory, offset, &mut bounce)?;
-            self.backend.write(at, Buffer::Janus(&mut bounce))
-        } else {
-            self.backend.read(at, Buffer::Janus(&mut bounce))?;
-            region.write(memory, offset, &bounce)
-        }
+        gather.flush(backend, request)
     }
 
     /// DISCARD (`discard`) or WRITE_ZEROES: reads every segment once, checks them all,
@@ -408,6 +430,25 @@ impl BlkDevice {
             }
         }
         self.write_through()
+    }
+}
+
+/// Moves the sector at region offset `offset` through a Janus buffer.
+fn bounce(
+    backend: &mut dyn BlockBackend,
+    memory: &mut dyn GuestMemory,
+    region: Region<'_>,
+    request: Transfer,
+    offset: u64,
+) -> Result<(), IoError> {
+    let mut bounce = [0u8; SECTOR_BYTES];
+    let at = request.sector + offset / SECTOR;
+    if request.write {
+        region.read(memory, offset, &mut bounce)?;
+        backend.write(at, Buffer::Janus(&mut bounce))
+    } else {
+        backend.read(at, Buffer::Janus(&mut bounce))?;
+        region.write(memory, offset, &bounce)
     }
 }
 
