@@ -183,12 +183,14 @@ pub struct RamMap {
 /// `[start, end)` ranges of `ram` (`(base, size)`, any order, possibly
 /// overlapping), sorted and merged where they overlap or touch.
 fn merged(ram: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut ranges: Vec<(u64, u64)> = ram
-        .iter()
-        .filter(|&&(_, size)| size > 0)
-        .map(|&(base, size)| (base, base.saturating_add(size)))
-        .collect();
-    ranges.sort_unstable();
+    // In order by an insertion rather than a sort: a board has a handful of
+    // RAM regions, and `sort_unstable` costs kilobytes of image.
+    let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(ram.len());
+    for &(base, size) in ram.iter().filter(|&&(_, size)| size > 0) {
+        let range = (base, base.saturating_add(size));
+        let at = ranges.partition_point(|&other| other <= range);
+        ranges.insert(at, range);
+    }
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
     for (start, end) in ranges {
         match out.last_mut() {

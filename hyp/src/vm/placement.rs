@@ -73,8 +73,14 @@ pub fn place(
 }
 
 fn find_top_down(size: u64, ram: &[(u64, u64)], taken: &[(u64, u64)]) -> Option<(u64, u64)> {
-    let mut regions: Vec<(u64, u64)> = ram.to_vec();
-    regions.sort_by_key(|region| core::cmp::Reverse(region.0));
+    // Highest base first, regions with equal bases in `ram`'s order. An
+    // insertion rather than a sort: a board has a handful of RAM regions, and
+    // `sort_by_key` costs kilobytes of image.
+    let mut regions: Vec<(u64, u64)> = Vec::with_capacity(ram.len());
+    for &region in ram {
+        let at = regions.partition_point(|&(base, _)| base >= region.0);
+        regions.insert(at, region);
+    }
     for (region_base, region_size) in regions {
         let region_end = region_base.checked_add(region_size)?;
         let mut candidate_end = region_end & !(RAM_ALIGN - 1);
