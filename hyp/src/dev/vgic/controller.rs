@@ -20,7 +20,7 @@ pub enum GicFrame {
 ///
 /// List register values cross this interface in the GICv3 ICH_LR<n>_EL2
 /// layout; a GICv2 back end converts to and from GICH_LR<n> in its arch code.
-pub trait VirtualGic: core::fmt::Debug + Send {
+pub trait VirtualGic: Send {
     /// Bytes of `frame` in the guest's address space; 0 for a frame this model lacks.
     fn frame_bytes(&self, frame: GicFrame) -> u64;
     /// A guest read of `frame` at `offset`.
