@@ -5,6 +5,7 @@
 
 pub mod guard;
 pub mod hotkey;
+pub mod list;
 pub mod mux;
 pub mod ratelimit;
 

@@ -26,6 +26,18 @@ pub enum PlacementError {
     },
 }
 
+// The text `{:?}` gave when boot printed the error that way, without `Debug`'s
+// struct builder.
+impl core::fmt::Display for PlacementError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (name, index) = match *self {
+            Self::FixedBaseUnavailable { index } => ("FixedBaseUnavailable", index),
+            Self::OutOfMemory { index } => ("OutOfMemory", index),
+        };
+        write!(formatter, "{name} {{ index: {index} }}")
+    }
+}
+
 /// One request: (size, optional fixed base).
 pub type Request = (u64, Option<u64>);
 
@@ -103,6 +115,16 @@ fn find_top_down(size: u64, ram: &[(u64, u64)], taken: &[(u64, u64)]) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_display_as_they_debug() {
+        for error in [
+            PlacementError::FixedBaseUnavailable { index: 0 },
+            PlacementError::OutOfMemory { index: 12 },
+        ] {
+            assert_eq!(format!("{error}"), format!("{error:?}"));
+        }
+    }
 
     const MIB: u64 = 1024 * 1024;
     const RAM: (u64, u64) = (0x4000_0000, 2048 * MIB);

@@ -13,6 +13,7 @@ use crate::arch::aarch64::{
     self as arch, exception::halt, firmware, gic, heap, memory, mmu, percpu, run, storage,
 };
 use crate::board::{Board, PsciMethod};
+use crate::console::list::List;
 use crate::dev::virtio::blk::BlkDevice;
 use crate::dev::virtio::mmio::MmioTransport;
 use crate::janus_println;
@@ -246,7 +247,7 @@ fn primary(dtb: u64) -> ! {
     // Only RAM Janus maps: it clears and loads a personality's RAM through its own map.
     let placed = match placement::place(&requests, &ram_map.usable, &reserved) {
         Ok(placed) => placed,
-        Err(error) => stop_boot(format_args!("placing personality RAM: {error:?}")),
+        Err(error) => stop_boot(format_args!("placing personality RAM: {error}")),
     };
 
     let mut vms = Vec::new();
@@ -280,13 +281,13 @@ fn primary(dtb: u64) -> ! {
             Err(reason) => stop_boot(format_args!("{}: {reason}", vm.name)),
         };
         janus_println!(
-            "{}: RAM {base:#x}-{:#x} ({} MiB, IPA = PA), VMID {}, vCPUs {} on CPUs {:?}, {} bytes of kernel at {:#x}, device tree at {:#x}",
+            "{}: RAM {base:#x}-{:#x} ({} MiB, IPA = PA), VMID {}, vCPUs {} on CPUs {}, {} bytes of kernel at {:#x}, device tree at {:#x}",
             vm.name,
             base + size,
             size >> 20,
             vm.vmid,
             pcpus.len(),
-            pcpus,
+            List(&pcpus),
             image.kernel.len(),
             image.kernel_ipa,
             image.dtb_ipa
