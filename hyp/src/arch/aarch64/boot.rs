@@ -285,7 +285,9 @@ fn primary(dtb: u64) -> ! {
             vm.name,
             base + size,
             size >> 20,
-            vm.vmid,
+            // Widened, here and for the key's line: the same digits, without u16's
+            // and u8's own copies of the integer formatting in the image.
+            u32::from(vm.vmid),
             pcpus.len(),
             List(&pcpus),
             image.kernel.len(),
@@ -328,7 +330,7 @@ fn primary(dtb: u64) -> ! {
         gic::route_spi(key.spi, board.cpus[0]);
         janus_println!(
             "hardware key (GPIO line {} at {:#x}): next personality",
-            key.line,
+            u32::from(key.line),
             key.base
         );
     }
