@@ -337,7 +337,7 @@ impl Mux {
             return;
         };
         let overflow = core::mem::take(&mut entry.overflow);
-        let replay: Vec<u8> = entry.buffered.drain(..).collect();
+        let replay = take_all(&mut entry.buffered);
         let tail = entry.line_tail.clone();
         if overflow != 0 {
             let text = format!("{name}: {overflow} bytes of output lost while in the background");
@@ -381,7 +381,7 @@ impl Mux {
             if entry.buffered.is_empty() && entry.overflow == 0 {
                 continue;
             }
-            let replay: Vec<u8> = entry.buffered.drain(..).collect();
+            let replay = take_all(&mut entry.buffered);
             let overflow = core::mem::take(&mut entry.overflow);
             let text = format!(
                 "{}: its output while in the background ({} bytes, {overflow} lost):",
@@ -444,6 +444,17 @@ impl Mux {
     }
 }
 
+/// Empties `queue` into a `Vec`, oldest first, keeping its capacity: what
+/// `drain(..).collect()` does, without `VecDeque::drain`'s kilobyte of image.
+fn take_all(queue: &mut VecDeque<u8>) -> Vec<u8> {
+    let (older, newer) = queue.as_slices();
+    let mut bytes = Vec::with_capacity(older.len() + newer.len());
+    bytes.extend_from_slice(older);
+    bytes.extend_from_slice(newer);
+    queue.clear();
+    bytes
+}
+
 /// Keeps background output, dropping (and counting) the oldest beyond `capacity`.
 fn buffer(entry: &mut Personality, bytes: &[u8], capacity: usize) {
     // Only the newest `capacity` bytes of this write can survive.
@@ -452,7 +463,10 @@ fn buffer(entry: &mut Personality, bytes: &[u8], capacity: usize) {
         .unwrap_or(&[]);
     let skipped = bytes.len() - kept.len();
     let excess = (entry.buffered.len() + kept.len()).saturating_sub(capacity);
-    entry.buffered.drain(..excess);
+    // Popped rather than drained: `VecDeque::drain` costs a kilobyte of image.
+    for _ in 0..excess {
+        entry.buffered.pop_front();
+    }
     entry.buffered.extend(kept);
     let dropped = u64::try_from(skipped + excess).unwrap_or(u64::MAX);
     entry.overflow = entry.overflow.saturating_add(dropped);

@@ -331,7 +331,14 @@ impl SbsaUart {
 
     /// Moves everything the guest has written to DR out of the device, oldest first.
     pub fn take_output(&mut self) -> Vec<u8> {
-        self.output.drain(..).collect()
+        // By its two slices rather than `drain(..)`, whose iterator and drop guard
+        // cost a kilobyte of image.
+        let (older, newer) = self.output.as_slices();
+        let mut bytes = Vec::with_capacity(older.len() + newer.len());
+        bytes.extend_from_slice(older);
+        bytes.extend_from_slice(newer);
+        self.output.clear();
+        bytes
     }
 
     /// Moves up to `buffer.len()` written bytes into `buffer`, oldest first,
