@@ -27,12 +27,14 @@ pub const BLOCK_INTID: u32 = 32 + BLOCK_SPI;
 /// and taken again: the other vCPUs of the personality get the lock in
 /// between, and the physical disk's ticket lock, taken per physical request,
 /// keeps the two personalities in turn whatever this is.
-const BUDGET: usize = 32;
+const BUDGET: usize = 8;
 
-/// Most requests one exit handles. A guest that keeps adding requests from
-/// another vCPU while this one works cannot keep it here for ever; what is
-/// left waits for its next notification, or any later access to the device.
-const MOST_PER_EXIT: usize = 1024;
+/// Most requests one exit handles (EL2 runs with interrupts masked: this
+/// bounds how long a guest can keep this CPU there, about 32 MiB of transfers
+/// or 32 MiB of zeroing). What is left is taken up at the guest's next access
+/// to the device: its interrupt handler reads InterruptStatus for the requests
+/// that did complete.
+const MOST_PER_EXIT: usize = 32;
 
 /// A personality's RAM as its devices reach it: every range is checked to be
 /// wholly its own RAM and prepared (untouched chunks cleared and mapped)

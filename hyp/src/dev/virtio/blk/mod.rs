@@ -24,11 +24,13 @@ pub const QUEUE_MAX_SIZE: u16 = 256;
 /// seg_max: data segments per request; a chain also holds the header and the status, and
 /// may not be longer than the queue.
 pub const SEG_MAX: u32 = QUEUE_MAX_SIZE as u32 - 2;
-/// max_discard_sectors and max_write_zeroes_sectors per segment: 4 MiB, so that the
-/// default zero-writing implementations stay short.
-pub const MAX_ZEROING_SECTORS: u32 = 8192;
+/// max_discard_sectors and max_write_zeroes_sectors per segment: 1 MiB, and one
+/// segment per request, so that a request costs at most 256 physical writes of
+/// zeros (the physical driver has no zeroing request) and a guest cannot hold a
+/// CPU at EL2 for long with a few requests.
+pub const MAX_ZEROING_SECTORS: u32 = 2048;
 /// max_discard_seg and max_write_zeroes_seg.
-pub const MAX_ZEROING_SEGMENTS: u32 = 8;
+pub const MAX_ZEROING_SEGMENTS: u32 = 1;
 /// discard_sector_alignment: 4 KiB, the page size ext4 discards in.
 pub const DISCARD_SECTOR_ALIGNMENT: u32 = 8;
 /// Length of the GET_ID answer (VIRTIO_BLK_ID_BYTES, spec 5.2.6).

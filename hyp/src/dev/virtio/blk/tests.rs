@@ -384,8 +384,14 @@ fn run_zeroing(h: &mut Harness, request_type: u32, segments: &[(u64, u32, u32)])
 fn write_zeroes_and_discard_zero_the_sectors() {
     let mut h = harness();
     h.disk.lock().data.fill(0xaa);
+    // One segment per request (MAX_ZEROING_SEGMENTS); a second one is refused.
     assert_eq!(
         run_zeroing(&mut h, T_WRITE_ZEROES, &[(2, 3, 1), (10, 1, 0)]),
+        STATUS_IOERR
+    );
+    assert_eq!(run_zeroing(&mut h, T_WRITE_ZEROES, &[(2, 3, 1)]), STATUS_OK);
+    assert_eq!(
+        run_zeroing(&mut h, T_WRITE_ZEROES, &[(10, 1, 0)]),
         STATUS_OK
     );
     assert_eq!(run_zeroing(&mut h, T_DISCARD, &[(20, 20, 0)]), STATUS_OK);
