@@ -12,6 +12,7 @@ extern crate alloc;
 #[cfg(target_arch = "aarch64")]
 pub mod arch;
 pub mod board;
+pub mod channel;
 pub mod console;
 pub mod dev;
 pub mod mm;
