@@ -10,7 +10,8 @@
 use alloc::vec::Vec;
 
 use crate::vm::devicetree::layout::{
-    BLOCK_BASE, BLOCK_SIZE, GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE,
+    BLOCK_BASE, BLOCK_SIZE, GICD_BASE, GICD_SIZE, GICR_BASE, SHARED_BASE, SHARED_SIZE, UART_BASE,
+    UART_SIZE,
 };
 
 /// A device on the bus.
@@ -24,6 +25,8 @@ pub enum Target {
     Uart,
     /// The virtio-mmio block device (the personality's volume).
     Block,
+    /// The virtio-mmio 9P device (the shared folder).
+    Shared,
 }
 
 impl Target {
@@ -63,6 +66,8 @@ pub struct Fitted {
     pub uart: bool,
     /// Whether it has a block device (a volume on the disk).
     pub block: bool,
+    /// Whether it has the shared folder's 9P device.
+    pub shared: bool,
 }
 
 /// A personality's device windows.
@@ -84,6 +89,7 @@ impl Bus {
             ),
             (fitted.uart, UART_BASE, UART_SIZE, Target::Uart),
             (fitted.block, BLOCK_BASE, BLOCK_SIZE, Target::Block),
+            (fitted.shared, SHARED_BASE, SHARED_SIZE, Target::Shared),
         ];
         let windows = all
             .iter()
@@ -120,6 +126,7 @@ mod tests {
             vgic: true,
             uart: true,
             block,
+            shared: block,
         })
     }
 
@@ -139,6 +146,8 @@ mod tests {
         assert_eq!(bus.route(0x0900_0018), at(Target::Uart, 0x18));
         assert_eq!(bus.route(0x0a00_0070), at(Target::Block, 0x70));
         assert_eq!(bus.route(0x0a00_01ff), at(Target::Block, 0x1ff));
+        assert_eq!(bus.route(0x0a00_0200), at(Target::Shared, 0));
+        assert_eq!(bus.route(0x0a00_03ff), at(Target::Shared, 0x1ff));
     }
 
     #[test]
@@ -149,7 +158,7 @@ mod tests {
             0x0801_0000,
             0x080A_0000 + 0x4_0000,
             0x0900_1000,
-            0x0a00_0200,
+            0x0a00_0400,
             0x4000_0000,
             u64::MAX,
         ] {
@@ -161,7 +170,9 @@ mod tests {
     fn only_fitted_devices_are_on_the_bus() {
         let bus = linux(false);
         assert_eq!(bus.route(0x0a00_0000), None);
+        assert_eq!(bus.route(0x0a00_0200), None);
         assert!(!bus.has(Target::Block));
+        assert!(!bus.has(Target::Shared));
         let bare = Bus::new(Fitted {
             redistributor_bytes: 0x2_0000,
             vgic: true,

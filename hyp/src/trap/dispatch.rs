@@ -240,8 +240,8 @@ fn emulate_mmio(
     let write = (access.write).then(|| regs.get(access.reg));
     let mut effects = Effects::default();
     let result = match &vm.devices {
-        _ if route.target == Target::Block => {
-            super::block::access(vm, vcpu, route, access.width, write, services)
+        _ if matches!(route.target, Target::Block | Target::Shared) => {
+            super::virtio::access(vm, vcpu, route, access.width, write, services)
         }
         Some(devices) => {
             let mut devices = devices.lock();

@@ -84,14 +84,15 @@ impl Devices {
         })
     }
 
-    /// What this personality has on its bus (the block device is fitted
-    /// apart, by whoever gives it a volume).
+    /// What this personality has on its bus (the virtio devices are fitted
+    /// apart, by whoever gives it a volume or the shared folder).
     pub fn fitted(&self) -> Fitted {
         Fitted {
             redistributor_bytes: self.vgic.frame_bytes(GicFrame::Redistributors),
             vgic: true,
             uart: self.uart.is_some(),
             block: false,
+            shared: false,
         }
     }
 
@@ -114,7 +115,7 @@ impl Devices {
             Target::Distributor => GicFrame::Distributor,
             Target::Redistributors => GicFrame::Redistributors,
             Target::Uart => return self.uart_access(offset, width, write, effects),
-            Target::Block => return Err(DevError::UnknownRegister),
+            Target::Block | Target::Shared => return Err(DevError::UnknownRegister),
         };
         match write {
             None => self.vgic.read(frame, offset, width),

@@ -31,6 +31,9 @@ pub struct GuestTree<'a> {
     /// Whether to describe the virtio-mmio block device (the personality has a
     /// volume on the disk); only with `devices`.
     pub block: bool,
+    /// Whether to describe the virtio-mmio 9P device (the shared folder); only
+    /// with `devices`.
+    pub shared: bool,
 }
 
 /// Where each personality sees its virtual devices (the virt board's addresses,
@@ -69,6 +72,12 @@ pub mod layout {
     pub const BLOCK_SIZE: u64 = 0x200;
     /// The block device's SPI number (INTID 32 + 16), as the virt board's first slot.
     pub const BLOCK_SPI: u32 = 16;
+    /// The virtio-mmio 9P device (the shared folder): the virt board's second slot.
+    pub const SHARED_BASE: u64 = 0x0a00_0200;
+    /// Size of its window.
+    pub const SHARED_SIZE: u64 = 0x200;
+    /// Its SPI number (INTID 32 + 17), as the virt board's second slot.
+    pub const SHARED_SPI: u32 = 17;
 }
 
 /// Interrupt specifier cells (GIC binding): type 0 = SPI, 1 = PPI.
@@ -195,13 +204,17 @@ fn devices(fdt: &mut FdtWriter, tree: &GuestTree<'_>) -> FdtWriterResult<()> {
     fdt.property_u32("current-speed", UART_BAUD)?;
     fdt.end_node(uart)?;
 
-    if tree.block {
-        let block = fdt.begin_node(&alloc::format!("virtio_mmio@{BLOCK_BASE:x}"))?;
+    let slots = [
+        (tree.block, BLOCK_BASE, BLOCK_SIZE, BLOCK_SPI),
+        (tree.shared, SHARED_BASE, SHARED_SIZE, SHARED_SPI),
+    ];
+    for (_, base, size, spi) in slots.into_iter().filter(|slot| slot.0) {
+        let node = fdt.begin_node(&alloc::format!("virtio_mmio@{base:x}"))?;
         fdt.property_string("compatible", "virtio,mmio")?;
-        fdt.property_array_u64("reg", &[BLOCK_BASE, BLOCK_SIZE])?;
-        fdt.property_array_u32("interrupts", &[GIC_SPI, BLOCK_SPI, IRQ_LEVEL_HIGH])?;
+        fdt.property_array_u64("reg", &[base, size])?;
+        fdt.property_array_u32("interrupts", &[GIC_SPI, spi, IRQ_LEVEL_HIGH])?;
         fdt.property_null("dma-coherent")?;
-        fdt.end_node(block)?;
+        fdt.end_node(node)?;
     }
 
     let aliases = fdt.begin_node("aliases")?;
@@ -224,6 +237,7 @@ mod tests {
             devices: true,
             seeds: None,
             block: false,
+            shared: false,
         }
     }
 
@@ -365,5 +379,30 @@ mod tests {
         let cells = block.property("interrupts").expect("interrupts").value;
         assert_eq!(cells, &[0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 4]);
         assert!(block.property("dma-coherent").is_some());
+    }
+
+    #[test]
+    fn the_shared_folder_gets_the_second_virtio_mmio_slot_on_spi_17() {
+        let blob = generate(&GuestTree {
+            block: true,
+            shared: true,
+            ..tree()
+        })
+        .expect("generate");
+        let fdt = fdt::Fdt::new(&blob).expect("parse");
+        let nodes: alloc::vec::Vec<_> = fdt
+            .all_nodes()
+            .filter(|node| node.name.starts_with("virtio_mmio@"))
+            .collect();
+        assert_eq!(nodes.len(), 2);
+        let shared = nodes
+            .iter()
+            .find(|node| node.name == "virtio_mmio@a000200")
+            .expect("shared node");
+        let reg = shared.reg().and_then(|mut r| r.next()).expect("reg");
+        assert_eq!(reg.starting_address as u64, 0x0a00_0200);
+        assert_eq!(reg.size, Some(0x200));
+        let cells = shared.property("interrupts").expect("interrupts").value;
+        assert_eq!(cells, &[0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 4]);
     }
 }

@@ -11,7 +11,7 @@ use super::devices::Devices;
 use super::vcpu::VcpuSlot;
 use crate::console::ratelimit::ReportLimiter;
 use crate::dev::bus::Bus;
-use crate::trap::block::BlockDevice;
+use crate::trap::virtio::{BlockDevice, SharedDevice};
 
 /// Lifecycle of a personality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +69,8 @@ pub struct Personality {
     /// disk), when it has one; apart from `devices` so that disk I/O never
     /// holds up the vGIC.
     pub block: Option<Mutex<BlockDevice>>,
+    /// Its virtio-mmio 9P device, the shared folder, when there is one.
+    pub shared: Option<Mutex<SharedDevice>>,
     /// The rate limits of the reports it makes Janus print; made at its first
     /// report, when the console's clock is known.
     pub reports: Mutex<Option<ReportLimiter>>,
@@ -101,21 +103,35 @@ impl Personality {
                 .unwrap_or_default(),
             devices: devices.map(Mutex::new),
             block: None,
+            shared: None,
             reports: Mutex::new(None),
         }
     }
 
     /// Gives it `block` as its block device, on its bus.
     pub fn with_block(mut self, block: BlockDevice) -> Personality {
+        self.block = Some(Mutex::new(block));
+        self.refit();
+        self
+    }
+
+    /// Gives it `shared` as its shared-folder device, on its bus.
+    pub fn with_shared(mut self, shared: SharedDevice) -> Personality {
+        self.shared = Some(Mutex::new(shared));
+        self.refit();
+        self
+    }
+
+    /// Makes the bus again from the devices it has.
+    fn refit(&mut self) {
         let mut fitted = self
             .devices
             .as_ref()
             .map(|devices| devices.lock().fitted())
             .unwrap_or_default();
-        fitted.block = true;
+        fitted.block = self.block.is_some();
+        fitted.shared = self.shared.is_some();
         self.bus = Bus::new(fitted);
-        self.block = Some(Mutex::new(block));
-        self
     }
 
     /// The lifecycle state.

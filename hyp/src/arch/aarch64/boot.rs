@@ -18,7 +18,7 @@ use crate::dev::virtio::blk::BlkDevice;
 use crate::dev::virtio::mmio::MmioTransport;
 use crate::janus_println;
 use crate::mm::stage2::{self, Stage2Table};
-use crate::trap::block::BlockDevice;
+use crate::trap::virtio::BlockDevice;
 use crate::vm::bundle::{Bundle, GuestKind, PersonalityConfig};
 use crate::vm::config::{self, Limits};
 use crate::vm::devices::Devices;
@@ -411,6 +411,7 @@ fn guest_image(
         devices: config.kind == GuestKind::Linux,
         seeds: None,
         block: vm.block.is_some(),
+        shared: vm.shared.is_some(),
     };
     // Every start's tree has seeds of these sizes, so this one's size is theirs.
     let sized = GuestTree {

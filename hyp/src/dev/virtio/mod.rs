@@ -109,6 +109,48 @@ pub trait VirtioDevice {
     ) -> Result<bool, QueueError>;
 }
 
+/// A boxed device is driven like the device inside (the transport of a device
+/// made elsewhere, e.g. the 9P device with its channel handle).
+impl<D: VirtioDevice + ?Sized> VirtioDevice for alloc::boxed::Box<D> {
+    fn device_id(&self) -> u32 {
+        (**self).device_id()
+    }
+
+    fn device_features(&self) -> u64 {
+        (**self).device_features()
+    }
+
+    fn ack_features(&mut self, features: u64) {
+        (**self).ack_features(features);
+    }
+
+    fn read_config(&self, offset: usize, data: &mut [u8]) {
+        (**self).read_config(offset, data);
+    }
+
+    fn write_config(&mut self, offset: usize, data: &[u8]) -> bool {
+        (**self).write_config(offset, data)
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        (**self).queue_max_sizes()
+    }
+
+    fn reset(&mut self) {
+        (**self).reset();
+    }
+
+    fn process_queue(
+        &mut self,
+        index: usize,
+        queue: &mut Queue,
+        memory: &mut dyn GuestMemory,
+        budget: usize,
+    ) -> Result<bool, QueueError> {
+        (**self).process_queue(index, queue, memory, budget)
+    }
+}
+
 /// Device status bits (spec 2.1).
 pub mod status {
     /// The guest OS has found the device and recognised it as a virtio device.
