@@ -42,6 +42,8 @@ pub mod linux;
 #[cfg(unix)]
 mod matcher;
 #[cfg(unix)]
+pub mod p9_probe;
+#[cfg(unix)]
 mod paths;
 #[cfg(unix)]
 pub mod probe;
