@@ -144,7 +144,7 @@ pub fn physical_counter() -> u64 {
     count
 }
 
-fn delay_ms(ms: u64) {
+pub fn delay_ms(ms: u64) {
     let (start, frequency) = counter();
     let ticks = frequency / 1000 * ms;
     while counter().0.wrapping_sub(start) < ticks {

@@ -14,6 +14,9 @@
 //! the fixed window, or else the first `virtio_mmio` node of the device tree (or
 //! slot of QEMU's virt board) whose device is a 9P transport.
 //!
+//! `probe.p9.wait=NAME` holds the attacks back until `NAME` exists in the shared
+//! folder (another personality makes it once it is busy there).
+//!
 //! Lines printed (the test parses them):
 //! - `p9: no device (...)` or `p9: device does not initialise: ...`;
 //! - `p9 device: window=0x... tag=shared msize=N`, `p9 good: version=ok attach=ok getattr=ok`;
@@ -134,6 +137,12 @@ pub fn run(tree: &fdt::Fdt<'_>) {
         say!("p9 attacks done: 0 of 0 answered as a correct server may, device broken before the attacks");
         return;
     }
+    if let Some(name) = arg("probe.p9.wait") {
+        if !wait_for(&mut session, name.as_bytes()) {
+            say!("p9 attacks done: 0 of 0 answered as a correct server may, {name} never appeared");
+            return;
+        }
+    }
     let (passed, tried, works) = attacks::run_all(&mut session);
     let final_good = session.good();
     say!(
@@ -144,6 +153,32 @@ pub fn run(tree: &fdt::Fdt<'_>) {
             "device broken"
         }
     );
+}
+
+/// How long `probe.p9.wait=` waits at most.
+const WAIT_MS: u64 = 600_000;
+/// How often it looks.
+const WAIT_POLL_MS: u64 = 200;
+
+/// `probe.p9.wait=NAME`: waits until `NAME` exists in the shared folder's root,
+/// so that a test can start the attacks once the other personality is busy
+/// with the folder (the folder is the one thing the two share).
+fn wait_for(session: &mut Session, name: &[u8]) -> bool {
+    const PROBE_FID: u32 = 20;
+    say!(
+        "p9 waiting for {} in the shared folder",
+        core::str::from_utf8(name).unwrap_or("?")
+    );
+    for _ in 0..WAIT_MS / WAIT_POLL_MS {
+        let (reply, tag) = session.walk(wire::ROOT, PROBE_FID, &[name]);
+        if reply.is(wire::kind::TWALK + 1) && reply.tag == tag && reply.u16_at(7) == 1 {
+            session.clunk(PROBE_FID);
+            say!("p9 found it: starting the attacks");
+            return true;
+        }
+        crate::probe::delay_ms(WAIT_POLL_MS);
+    }
+    false
 }
 
 /// `ok` or `fail`.

@@ -5,7 +5,7 @@
 use core::fmt;
 
 use super::super::driver::Outcome;
-use super::wire::{kind, Msg, Reply, Session, HEADER, ROOT};
+use super::wire::{kind, same_object, Msg, Reply, Session, HEADER, ROOT};
 use crate::say;
 
 /// What an attack's checks concluded: `Err` says why the answer is wrong.
@@ -183,12 +183,12 @@ fn walk_up(session: &mut Session, newfid: u32, names: &[&[u8]]) -> (Reply, u16, 
             verdict = Err("partial-walk");
         }
         for index in 0..count.min(16) {
-            if reply.qid_at(9 + 13 * index as u64) != session.root_qid {
+            if !same_object(&reply.qid_at(9 + 13 * index as u64), &session.root_qid) {
                 verdict = Err("left-the-root");
             }
         }
         let (attr, _) = session.getattr(newfid);
-        if attr.qid_at(15) != session.root_qid {
+        if !same_object(&attr.qid_at(15), &session.root_qid) {
             verdict = Err("fid-not-root");
         }
     }

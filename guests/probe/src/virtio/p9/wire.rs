@@ -213,6 +213,12 @@ impl Reply {
     }
 }
 
+/// Whether two qids name the same object: type and path (the version changes
+/// whenever a directory's entries do).
+pub fn same_object(one: &[u8; 13], other: &[u8; 13]) -> bool {
+    one[0] == other[0] && one[5..] == other[5..]
+}
+
 /// The byte the reply buffer is filled with before a request: what the device
 /// did not write still holds it.
 pub const FILL: u8 = 0xee;
@@ -329,7 +335,9 @@ impl Session {
     /// The good request: Tgetattr on the root answers with the root's qid.
     pub fn good(&mut self) -> bool {
         let (answer, tag) = self.getattr(ROOT);
-        answer.is(kind::TGETATTR + 1) && answer.tag == tag && answer.qid_at(15) == self.root_qid
+        answer.is(kind::TGETATTR + 1)
+            && answer.tag == tag
+            && same_object(&answer.qid_at(15), &self.root_qid)
     }
 
     /// Twalk from `fid` to `newfid` through `names`.
