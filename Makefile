@@ -70,11 +70,15 @@ images: .prereqs-rust
 # as Janus gives it: QEMU's raw driver at the partition's offset and size, which
 # `janus-disk layout` prints. That writes to the personality's real volume; give
 # DISK=a-copy.img to work on a copy (make one with `cp --sparse=always`).
+# `make native-run SHARED=DIR` also attaches QEMU's own virtio-9p server on the
+# host folder DIR with the mount tag `shared`, which /init mounts on /shared as
+# it mounts Janus' shared folder.
 LINUX_CACHE := target/cache/debian
 LINUX_PERSONALITIES := personal work
 LINUX_MODULES = $(LINUX_CACHE)/kernel/lib/modules/$$(cat $(LINUX_CACHE)/VERSION)
 NATIVE_QEMU_MACHINE := -M virt,gic-version=3 -cpu cortex-a72 -smp 2 -m 256M -nographic
 VOLUME ?=
+SHARED ?=
 
 .PHONY: linux-images native-run
 
@@ -100,9 +104,14 @@ native-run: linux-images .prereqs-qemu $(if $(VOLUME),disk)
 		volume=(-drive driver=raw,file.filename=$(DISK),offset=$$offset,size=$$size,if=none,id=volume \
 			-device virtio-blk-device,drive=volume); \
 	fi; \
+	shared=(); \
+	if [ -n "$(SHARED)" ]; then \
+		shared=(-fsdev local,id=shared,path=$(SHARED),security_model=none \
+			-device virtio-9p-device,fsdev=shared,mount_tag=shared); \
+	fi; \
 	set -x; $(QEMU) $(NATIVE_QEMU_MACHINE) -kernel $(LINUX_CACHE)/Image \
 		-initrd $(IMAGES)/$(or $(VOLUME),personal).cpio -append "console=ttyAMA0 rdinit=/init" \
-		"$${volume[@]}"
+		"$${volume[@]}" "$${shared[@]}"
 
 # --- disk ------------------------------------------------------------------
 # Janus' disk: a GPT image with a partition per personality volume (ext4), then

@@ -5,12 +5,14 @@
 # placeholder in the NAME= line below replaced by the personality's name,
 # which becomes the hostname.
 # It mounts the kernel file systems, installs the busybox applets, names the
-# host, mounts the personality's volume on /data (saying so in one line), prints
+# host, mounts the personality's volume on /data and the shared folder on
+# /shared (saying so in one line each), prints
 # "NAME: ready" and keeps an interactive shell on the console,
 # starting a new one whenever it exits. It runs as PID 1 and never exits (the
 # kernel would panic): power off with `poweroff -f`, restart with `reboot -f`
 # (the login shell's `poweroff`, `reboot` and `halt` do the same, as there is no
-# init daemon to ask, after writing out and unmounting /data).
+# init daemon to ask, after unmounting /shared and writing out and unmounting
+# /data).
 
 NAME=@JANUS_NAME@
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -33,8 +35,9 @@ $bb --install -s
 hostname "$NAME"
 echo "$NAME" >/etc/hostname
 
-# The kernel modules for the volume (virtio-mmio, virtio-blk, ext4 and what they
-# need), which janus-initramfs lists dependencies first in load-order.
+# The kernel modules for the volume (virtio-mmio, virtio-blk, ext4) and the
+# shared folder (the 9P client over virtio) and what they need, which
+# janus-initramfs lists dependencies first in load-order.
 if [ -f /lib/modules/load-order ]; then
     while read -r module; do
         insmod "/lib/modules/$module" || echo "$NAME: cannot load $module"
@@ -71,18 +74,45 @@ else
     fi
 fi
 
+# The shared folder: Janus' virtio-9p device (virtio device ID 9, mount tag
+# "shared"), 9P2000.L, mounted on /shared. cache=none: every read and write
+# goes to Janus, so what one personality closes the other sees at once (the
+# kernel then also mounts it sync,dirsync). msize 131072 is the kernel's
+# default, written out so that it stays what Janus is measured with.
+has_shared_folder() {
+    for device in /sys/bus/virtio/devices/*; do
+        # Virtio device ID 9: a 9P transport (virtio 1.2, section 5).
+        [ "$(cat "$device/device" 2>/dev/null)" = 0x0009 ] &&
+            [ "$(cat "$device/mount_tag" 2>/dev/null)" = shared ] && return 0
+    done
+    return 1
+}
+shared_options=trans=virtio,version=9p2000.L,msize=131072,cache=none
+if ! has_shared_folder; then
+    echo "$NAME: no shared folder; no 9P device with the tag shared"
+elif error="$(mount -t 9p -o "$shared_options" shared /shared 2>&1)"; then
+    echo "$NAME: /shared is the shared folder (9p)"
+else
+    echo "$NAME: no shared folder; cannot mount it on /shared (${error:-no reason given})"
+fi
+
 # What every login shell reads: the prompt shows the hostname (ash expands \h),
 # and there is no init daemon to ask for a clean shutdown, so do it at once.
 cat >/etc/profile <<'PROFILE'
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
 export PS1='\h:\w# '
-# Before the machine stops: everything written reaches the volume, which is
-# unmounted (or at least made read-only) so the next mount needs no recovery.
+# Before the machine stops: the shared folder is let go (its open files
+# closed, which is when Janus makes them durable), everything written reaches
+# the volume, which is unmounted (or at least made read-only) so the next mount
+# needs no recovery.
 release_data() {
+    cd /
+    if grep -q ' /shared ' /proc/mounts; then
+        umount /shared 2>/dev/null || umount -l /shared 2>/dev/null
+    fi
     sync
     if grep -q ' /data ' /proc/mounts; then
-        cd /
         umount /data 2>/dev/null || mount -o remount,ro /data 2>/dev/null
         sync
     fi

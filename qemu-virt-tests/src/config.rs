@@ -67,6 +67,30 @@ impl QemuConfig {
         self.disks.push(Disk {
             path: path.into(),
             bytes: None,
+            write_log: None,
+        });
+        self
+    }
+
+    /// This machine with the raw image at `path` as one more virtio block device,
+    /// behind QEMU's `blklogwrites` driver, which records every write and flush the
+    /// guest's device completes into `log` (created or emptied here) in Linux'
+    /// dm-log-writes format, 512-byte log sectors: read it with
+    /// [`crate::blklog::WriteLog`]. Copy the image before the run to replay the
+    /// log onto it ([`crate::blklog::replay`]). The drive keeps its `-drive` id
+    /// (`disk<N>`), so QMP `query-blockstats` names it as it names a plain disk.
+    ///
+    /// # Panics
+    /// When `log` cannot be created.
+    pub fn with_logged_disk(mut self, path: impl Into<PathBuf>, log: impl Into<PathBuf>) -> Self {
+        let log = log.into();
+        // The file driver opens, never creates, its file: an empty one to start.
+        std::fs::File::create(&log)
+            .unwrap_or_else(|error| panic!("create write log {}: {error}", log.display()));
+        self.disks.push(Disk {
+            path: path.into(),
+            bytes: None,
+            write_log: Some(log),
         });
         self
     }
@@ -78,7 +102,24 @@ impl QemuConfig {
         self.disks.push(Disk {
             path: path.into(),
             bytes: Some(bytes),
+            write_log: None,
         });
+        self
+    }
+
+    /// This machine with QEMU's own virtio-9p server sharing the host folder `dir`
+    /// under mount tag `tag` (`-fsdev local,security_model=none` and a
+    /// `virtio-9p-device`): the stand-in for Janus' shared folder in native runs,
+    /// and a reference 9P server for the probe's attacks.
+    pub fn with_9p_share(mut self, dir: impl AsRef<Path>, tag: &str) -> Self {
+        let path = dir.as_ref().to_string_lossy().replace(',', ",,");
+        let id = format!("fs{}", self.extra_args.len());
+        self.extra_args.extend([
+            "-fsdev".to_owned(),
+            format!("local,id={id},path={path},security_model=none"),
+            "-device".to_owned(),
+            format!("virtio-9p-device,fsdev={id},mount_tag={tag}"),
+        ]);
         self
     }
 
@@ -149,13 +190,39 @@ pub struct Disk {
     pub path: PathBuf,
     /// The part of it the device shows; `None` for all of it.
     pub bytes: Option<Range<u64>>,
+    /// Where `blklogwrites` records the device's writes, if it does.
+    pub write_log: Option<PathBuf>,
 }
+
+/// `blklogwrites`' log sector size, the unit of the log's sector numbers: the
+/// guest's sector, so every write a virtio-blk guest makes is whole log sectors.
+pub const WRITE_LOG_SECTOR_BYTES: u32 = 512;
 
 impl Disk {
     /// The `-drive` option value for this disk with id `id`. A comma in the path is
     /// doubled, as QEMU's option syntax wants.
     fn drive_option(&self, id: &str) -> OsString {
         let path = self.path.to_string_lossy().replace(',', ",,");
+        if let Some(log) = &self.write_log {
+            // blklogwrites (QEMU block/blklogwrites.c, QMP BlockdevOptionsBlklogwrites):
+            // `file` is the disk, `log` the record; both children are named by
+            // option prefix so that one -drive (and its id) stays the backend.
+            let log = log.to_string_lossy().replace(',', ",,");
+            let file = match &self.bytes {
+                None => format!("file.driver=file,file.filename={path}"),
+                Some(bytes) => format!(
+                    "file.driver=raw,file.offset={},file.size={},file.file.driver=file,\
+                     file.file.filename={path}",
+                    bytes.start,
+                    bytes.end.saturating_sub(bytes.start)
+                ),
+            };
+            return format!(
+                "if=none,id={id},driver=blklogwrites,{file},log.driver=file,\
+                 log.filename={log},log-sector-size={WRITE_LOG_SECTOR_BYTES}"
+            )
+            .into();
+        }
         match &self.bytes {
             None => format!("if=none,id={id},format=raw,file={path}"),
             Some(bytes) => format!(
@@ -176,6 +243,34 @@ mod tests {
         args.iter()
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_logged_disk_is_one_drive_behind_blklogwrites() {
+        let dir = std::env::temp_dir().join(format!("harness-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("w,log");
+        let config = QemuConfig::new("/images/janus.bin").with_logged_disk("/tmp/a.img", &log);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0, "made, empty");
+        let args = strings(&config.args(Path::new("/tmp/x/qmp.sock")));
+        let at = args.iter().position(|arg| arg == "-drive").unwrap();
+        let log = log.to_string_lossy().replace(',', ",,");
+        assert_eq!(
+            args[at + 1],
+            format!(
+                "if=none,id=disk0,driver=blklogwrites,file.driver=file,file.filename=/tmp/a.img,\
+                 log.driver=file,log.filename={log},log-sector-size=512"
+            )
+        );
+        assert_eq!(args[at + 3], "virtio-blk-device,drive=disk0");
+        let mut partition = config.clone();
+        partition.disks[0].bytes = Some(1024..4096);
+        let args = strings(&partition.args(Path::new("/tmp/x/qmp.sock")));
+        assert!(args[at + 1].contains(
+            "file.driver=raw,file.offset=1024,file.size=3072,file.file.driver=file,\
+             file.file.filename=/tmp/a.img"
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -30,6 +30,8 @@
 #![cfg_attr(not(unix), no_std)]
 
 #[cfg(unix)]
+pub mod blklog;
+#[cfg(unix)]
 mod config;
 #[cfg(unix)]
 pub mod disk;
@@ -39,6 +41,8 @@ mod error;
 pub mod linux;
 #[cfg(unix)]
 mod matcher;
+#[cfg(unix)]
+pub mod p9_probe;
 #[cfg(unix)]
 mod paths;
 #[cfg(unix)]
@@ -55,7 +59,7 @@ mod stream;
 mod tempdir;
 
 #[cfg(unix)]
-pub use config::{Disk, QemuConfig, DEFAULT_TIMEOUT, QEMU_BINARY};
+pub use config::{Disk, QemuConfig, DEFAULT_TIMEOUT, QEMU_BINARY, WRITE_LOG_SECTOR_BYTES};
 #[cfg(unix)]
 pub use error::{HarnessError, Result};
 #[cfg(unix)]

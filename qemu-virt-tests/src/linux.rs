@@ -13,6 +13,24 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The hotkey prefix (Ctrl-]).
 pub const HOTKEY: u8 = 0x1d;
 
+/// The kernel command line of a native boot (no Janus) of a personality's initramfs.
+pub const NATIVE_BOOTARGS: &str = "console=ttyAMA0 rdinit=/init quiet";
+
+/// The machine for a native boot (QEMU alone, no EL2, no Janus) of Debian's kernel
+/// with personality `name`'s initramfs (`target/images/<name>.cpio`): 2 CPUs,
+/// 256 MiB, no disk (add one with [`QemuConfig::with_disk`] and friends).
+pub fn native_config(name: &str) -> QemuConfig {
+    let kernel = crate::workspace_root().join("target/cache/debian/Image");
+    let mut config = QemuConfig::new(kernel);
+    config.initrd = Some(image_path(&format!("{name}.cpio")));
+    config.smp = 2;
+    config.memory = "256M".to_owned();
+    config.virtualization = false;
+    config.extra_args = vec!["-append".into(), NATIVE_BOOTARGS.into()];
+    config.timeout = Duration::from_secs(300);
+    config
+}
+
 /// A running Janus with both Linux personalities.
 pub struct Linux {
     /// The QEMU running it.

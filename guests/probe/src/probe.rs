@@ -144,7 +144,7 @@ pub fn physical_counter() -> u64 {
     count
 }
 
-fn delay_ms(ms: u64) {
+pub fn delay_ms(ms: u64) {
     let (start, frequency) = counter();
     let ticks = frequency / 1000 * ms;
     while counter().0.wrapping_sub(start) < ticks {
@@ -176,8 +176,12 @@ fn boot_vcpu(dtb: u64) -> ! {
         hvc::console_write(b"probe: no device tree\n");
         halt();
     };
-    NAME.set(tree.root().model().trim_start_matches("janus,"));
     ARGS.set(tree.chosen().bootargs().unwrap_or(""));
+    if arg("probe.console") == Some("uart") {
+        hvc::use_uart();
+    }
+    // `probe.name=` names a native run (QEMU's own device tree says "linux,dummy-virt").
+    NAME.set(arg("probe.name").unwrap_or(tree.root().model().trim_start_matches("janus,")));
     let region = tree.memory().regions().next();
     let (ram_base, ram_size) = region
         .map(|r| (r.starting_address as u64, r.size.unwrap_or(0) as u64))
@@ -216,6 +220,10 @@ fn boot_vcpu(dtb: u64) -> ! {
         crate::attacks::flood();
         say!("powering off");
         hvc(hvc::PSCI_SYSTEM_OFF, 0, 0, 0);
+        halt();
+    }
+    if mode == "p9" {
+        crate::virtio::p9::run(&tree);
         halt();
     }
     if mode == "virtio" {

@@ -20,6 +20,7 @@
 mod attacks;
 mod driver;
 mod memory;
+pub mod p9;
 mod race;
 
 pub use race::secondary;
@@ -120,6 +121,7 @@ pub fn run(ram_base: u64, ram_size: u64) {
         offered: 0,
         accepted: 0,
         capacity: 0,
+        wanted: 0,
     };
     if let Err(error) = driver.init(Rings::own()) {
         say!("virtio: device does not initialise: {error}");

@@ -498,6 +498,7 @@ const DIRECTORIES: &[(&str, u32)] = &[
     ("root", 0o700),
     ("run", 0o755),
     ("sbin", 0o755),
+    ("shared", 0o755),
     ("sys", 0o555),
     ("tmp", 0o1777),
     ("usr", 0o755),

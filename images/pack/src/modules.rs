@@ -15,9 +15,22 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-/// What a Janus Linux personality loads to mount its volume: the virtio-mmio
-/// transport, the virtio block driver and ext4 (the rest comes as dependencies).
-pub const DEFAULT_MODULES: [&str; 3] = ["virtio_mmio", "virtio_blk", "ext4"];
+/// What a Janus Linux personality loads to mount its volume and the shared folder:
+/// the virtio-mmio transport, the virtio block driver and ext4 for `/data`, and the
+/// 9P client over virtio for `/shared` (`9p` needs `9pnet`, `fscache` and `netfs`;
+/// `fscache` needs `netfs`; `9pnet_virtio` needs `9pnet`). The rest comes as
+/// dependencies. Listed in the order the research booted them (DATA-PATH-RESEARCH
+/// 2.1), which is also an order the resolver keeps, each after what it needs.
+pub const DEFAULT_MODULES: [&str; 8] = [
+    "virtio_mmio",
+    "virtio_blk",
+    "ext4",
+    "netfs",
+    "fscache",
+    "9pnet",
+    "9pnet_virtio",
+    "9p",
+];
 
 /// `EM_AARCH64`.
 const EM_AARCH64: u16 = 183;

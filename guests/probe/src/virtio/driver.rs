@@ -3,7 +3,7 @@
 //! at a time with a bounded wait.
 
 use core::arch::asm;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::memory::{
     at, fill_pattern, has_pattern, layout, ram, ram_owned, write_descriptor, write_header,
@@ -217,12 +217,29 @@ pub(super) struct Driver {
     /// Features offered and accepted.
     pub(super) offered: u64,
     pub(super) accepted: u64,
-    /// The volume's size in sectors (config space).
+    /// The volume's size in sectors (config space; meaningless for other devices).
     pub(super) capacity: u64,
+    /// Device-specific features the driver accepts when offered (beyond
+    /// VERSION_1 and, for the block device, FLUSH).
+    pub(super) wanted: u64,
+}
+
+/// The window of the device being driven: the block device's unless a mode
+/// points the driver at another one ([`set_window`]).
+static BASE: AtomicU64 = AtomicU64::new(WINDOW);
+
+/// Drives the virtio-mmio device at `window` from now on (vCPU 0 only).
+pub(super) fn set_window(window: u64) {
+    BASE.store(window, Ordering::Relaxed);
+}
+
+/// The window being driven.
+pub(super) fn window() -> u64 {
+    BASE.load(Ordering::Relaxed)
 }
 
 pub(super) fn register(register: Register) -> u64 {
-    WINDOW + register as u64
+    window() + register as u64
 }
 
 impl Driver {
@@ -266,7 +283,7 @@ impl Driver {
         if self.offered & F_VERSION_1 == 0 {
             return Err(InitError::NotModern);
         }
-        self.accepted = self.offered & (F_VERSION_1 | F_FLUSH);
+        self.accepted = self.offered & (F_VERSION_1 | F_FLUSH | self.wanted);
         self.write(Register::DriverFeaturesSel, 0)?;
         self.write(Register::DriverFeatures, self.accepted as u32)?;
         self.write(Register::DriverFeaturesSel, 1)?;
@@ -339,8 +356,8 @@ impl Driver {
     fn read_capacity(&self) -> Result<u64, InitError> {
         loop {
             let before = self.read(Register::ConfigGeneration)?;
-            let low = mmio_read(WINDOW + CONFIG).map_err(InitError::Fault)?;
-            let high = mmio_read(WINDOW + CONFIG + 4).map_err(InitError::Fault)?;
+            let low = mmio_read(window() + CONFIG).map_err(InitError::Fault)?;
+            let high = mmio_read(window() + CONFIG + 4).map_err(InitError::Fault)?;
             if self.read(Register::ConfigGeneration)? == before {
                 return Ok(u64::from(low) | (u64::from(high) << 32));
             }

@@ -3,7 +3,8 @@
 //! [`janus_pack::initramfs::build`]): an uncompressed `newc` cpio archive with the
 //! static arm64 busybox at PATH, `/init` from `guests/linux/init.sh` and, with
 //! `--modules`, the kernel modules of the kernel whose `lib/modules/<VERSION>/` is
-//! DIR: each `--module` (default: virtio_mmio, virtio_blk and ext4) and everything it
+//! DIR: each `--module` (default: virtio_mmio, virtio_blk and ext4 for the volume,
+//! netfs, fscache, 9pnet, 9pnet_virtio and 9p for the shared folder) and everything it
 //! needs, in load order (see [`janus_pack::modules`]).
 //!
 //! Exits 0 on success, 1 when an input is at fault or the output cannot be written,

@@ -158,6 +158,52 @@ fn init_script_gets_the_name() {
 }
 
 #[test]
+fn init_mounts_the_shared_folder_after_the_volume_and_before_ready() {
+    let script = init_script("work").unwrap();
+    let mount = "mount -t 9p -o \"$shared_options\" shared /shared";
+    assert!(
+        script.contains("shared_options=trans=virtio,version=9p2000.L,msize=131072,cache=none\n"),
+        "the contract's mount options"
+    );
+    let at = |needle: &str| {
+        script
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in /init"))
+    };
+    // The 9P modules load before either mount.
+    assert!(at("/lib/modules/load-order") < at("mount -t ext4 /dev/vda /data"));
+    assert!(at("mount -t ext4 /dev/vda /data") < at(mount));
+    assert!(at(mount) < at("echo \"$NAME: ready\""));
+    assert!(at("echo \"$NAME: /shared is the shared folder (9p)\"") < at("echo \"$NAME: ready\""));
+    // Both outcomes say so, in the form the tests look for.
+    assert_eq!(
+        script.matches("echo \"$NAME: no shared folder; ").count(),
+        2
+    );
+    // The device is found by its virtio ID and tag, not assumed.
+    assert!(script.contains("= 0x0009 ]"));
+    assert!(script.contains("$device/mount_tag"));
+}
+
+#[test]
+fn poweroff_reboot_and_halt_let_the_shared_folder_go_before_the_volume() {
+    let script = init_script("personal").unwrap();
+    let release = &script[script.find("release_data() {").unwrap()..];
+    let release = &release[..release.find("\n}\n").unwrap()];
+    let shared = release.find("umount /shared").expect("unmounts /shared");
+    let data = release.find("umount /data").expect("unmounts /data");
+    assert!(shared < data, "{release}");
+    for command in ["poweroff", "reboot", "halt"] {
+        assert!(
+            script.contains(&format!(
+                "{command}() {{ release_data; /bin/busybox {command} -f"
+            )),
+            "{command}"
+        );
+    }
+}
+
+#[test]
 fn names_follow_the_bundle_rule() {
     for name in ["personal", "work", "a", "work-2", "abcdefghijklmno"] {
         assert_eq!(check_name(name), Ok(()), "{name}");
@@ -178,7 +224,9 @@ fn build_makes_a_bootable_tree() {
             .unwrap_or_else(|| panic!("no {name}"))
     };
 
-    for directory in ["dev", "proc", "sys", "tmp", "root", "etc", "bin", "sbin"] {
+    for directory in [
+        "dev", "proc", "sys", "tmp", "root", "etc", "bin", "sbin", "data", "shared",
+    ] {
         assert_eq!(find(directory).file_type(), S_IFDIR, "{directory}");
     }
     assert_eq!(find("tmp").permissions(), 0o1777);

@@ -209,6 +209,21 @@ fn debian_like(test: &str) -> Tree {
             "name=crc32c_generic",
         ],
     )
+    // The 9P client, with the dependencies Debian 6.1's .modinfo gives them.
+    .module("kernel/fs/netfs/netfs.ko", &["depends=", "name=netfs"])
+    .module(
+        "kernel/fs/fscache/fscache.ko",
+        &["depends=netfs", "name=fscache"],
+    )
+    .module("kernel/net/9p/9pnet.ko", &["depends=", "name=9pnet"])
+    .module(
+        "kernel/net/9p/9pnet_virtio.ko",
+        &["depends=9pnet", "name=9pnet_virtio"],
+    )
+    .module(
+        "kernel/fs/9p/9p.ko",
+        &["depends=9pnet,fscache,netfs", "name=9p"],
+    )
     .module(
         "kernel/drivers/net/unrelated.ko",
         &["alias=crc32c-fake", "depends="],
@@ -233,10 +248,41 @@ fn debian_like_tree_loads_dependencies_first() {
             "jbd2",
             "mbcache",
             "crc16",
-            "ext4"
+            "ext4",
+            "netfs",
+            "fscache",
+            "9pnet",
+            "9pnet_virtio",
+            "9p"
         ]
     );
     assert!(missing.is_empty());
+}
+
+#[test]
+fn the_9p_client_loads_in_the_researched_order_whatever_is_asked_first() {
+    // DATA-PATH-RESEARCH 2.1 booted `virtio_mmio netfs fscache 9pnet 9pnet_virtio
+    // 9p`; asking for the file system alone still puts what it needs before it.
+    let tree = debian_like("9p");
+    let (order, _) = tree
+        .resolve(&["virtio_mmio", "9p", "9pnet_virtio"])
+        .unwrap();
+    assert_eq!(
+        order,
+        [
+            "virtio_mmio",
+            "9pnet",
+            "netfs",
+            "fscache",
+            "9p",
+            "9pnet_virtio"
+        ]
+    );
+    let position = |name: &str| order.iter().position(|module| module == name).unwrap();
+    assert!(position("netfs") < position("fscache"));
+    assert!(position("fscache") < position("9p"));
+    assert!(position("9pnet") < position("9p"));
+    assert!(position("9pnet") < position("9pnet_virtio"));
 }
 
 #[test]
