@@ -11,6 +11,9 @@ use crate::channel::fs::{Ino, Kind, Timespec};
 /// One block of zeros, for truncation.
 static ZEROS: [u8; BLOCK_BYTES] = [0; BLOCK_BYTES];
 const BLOCK: u64 = BLOCK_BYTES as u64;
+/// Blocks data leaves free beyond the metadata reserve, so that a store full of
+/// data can still create (and commit) a few objects.
+pub(super) const DATA_SLACK_BLOCKS: u64 = 8;
 
 /// Where one run of a write goes.
 struct Segment {
@@ -215,7 +218,7 @@ impl<D: BlockDisk> Store<D> {
         let available = self
             .free
             .blocks()
-            .saturating_sub(self.metadata_reserve_blocks());
+            .saturating_sub(self.metadata_reserve_blocks() + DATA_SLACK_BLOCKS);
         let want = u64::from(run).min(available) as u32;
         let (target, len) = self.free.take(want, goal).ok_or(StoreError::NoSpace)?;
         Ok(Segment {

@@ -44,15 +44,24 @@
 //!
 //! # Memory
 //!
-//! Metadata lives in RAM, bounded by [`Limits`]: about 200 bytes plus the name per
-//! object (the node, its entries in the two directory indexes) and 12 bytes per
-//! file extent (more while its vector has spare capacity); free space is a
-//! B-tree of extents (about 20 bytes per free extent).
+//! Metadata lives in RAM, bounded by [`Limits`]: about 250 bytes plus the name per
+//! object (the 144-byte node in the node map, and its entries in the two
+//! directory indexes, B-tree overhead included) and 12 bytes per file extent (up
+//! to twice that while its vector has spare capacity); free space is a B-tree of
+//! extents (about 16 bytes per free extent), never a bitmap. Data goes straight
+//! between the caller's buffer and the disk; only partial blocks and sectors pass
+//! through one 4 KiB bounce buffer.
+//!
+//! # Space
+//!
+//! Data never takes the last blocks: room for two checkpoints of the tree as it
+//! is and some log, plus a few blocks so that a store full of data can still
+//! create objects, is kept back, so a commit always finds space.
 #![forbid(unsafe_code)]
 
 mod commit;
 pub mod disk;
-mod extents;
+pub(crate) mod extents;
 mod format;
 mod io;
 mod mount;
@@ -372,6 +381,34 @@ impl<D: BlockDisk> Store<D> {
         Ok(&self.node(ino)?.name)
     }
 
+    /// The path of `ino` from the root (`/` for the root itself), for audit
+    /// records and release folders.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a number the store does not hold or an unlinked file.
+    pub fn path(&self, ino: Ino) -> Result<alloc::string::String, StoreError> {
+        let mut parts: Vec<&str> = Vec::new();
+        let mut at = ino;
+        while at != ROOT {
+            let node = self.node(at)?;
+            if node.parent == 0 || parts.len() > self.nodes.len() {
+                return Err(StoreError::NotFound);
+            }
+            parts.push(&node.name);
+            at = node.parent;
+        }
+        let mut path = alloc::string::String::new();
+        for part in parts.iter().rev() {
+            path.push('/');
+            path.push_str(part);
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        Ok(path)
+    }
+
     /// The entry `name` in directory `dir`.
     ///
     /// # Errors
@@ -454,21 +491,22 @@ impl<D: BlockDisk> Store<D> {
             blocks_free: self
                 .free
                 .blocks()
-                .saturating_sub(self.metadata_reserve_blocks()),
+                .saturating_sub(self.metadata_reserve_blocks() + io::DATA_SLACK_BLOCKS),
             files: max_nodes,
             files_free: max_nodes.saturating_sub(self.nodes.len() as u64),
             name_max: NAME_MAX as u32,
         }
     }
 
-    /// Blocks data may not take: room for two checkpoints of the tree at its
-    /// largest, so that a commit always finds space.
+    /// Blocks data may not take: room for two checkpoints of the tree as it is
+    /// (names counted at their longest) and some log, so that a commit always
+    /// finds space. Creating an object needs this much free too.
     fn metadata_reserve_blocks(&self) -> u64 {
-        let bytes = self.limits.max_nodes as u64 * (format::NODE_FIXED_BYTES + NAME_MAX) as u64
-            + self.limits.max_extents as u64 * format::EXTENT_BYTES as u64;
-        let blocks = bytes.div_ceil(format::CHAIN_PAYLOAD_BYTES as u64) + 4;
+        let bytes = self.nodes.len() as u64 * (format::NODE_FIXED_BYTES + NAME_MAX) as u64
+            + self.extent_count as u64 * format::EXTENT_BYTES as u64;
+        let blocks = 2 * bytes.div_ceil(format::CHAIN_PAYLOAD_BYTES as u64) + 16;
         // Never more than a quarter of a small partition.
-        (2 * blocks).min(u64::from(self.total_blocks) / 4)
+        blocks.min(u64::from(self.total_blocks) / 4)
     }
 
     fn usage_mut(&mut self, owner: Who) -> &mut Usage {

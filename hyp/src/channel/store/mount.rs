@@ -122,7 +122,9 @@ fn get_node<S: Source>(source: &mut S, budget: usize) -> Result<(Ino, Node), Sto
     } else {
         check_name(&name).map_err(|_| StoreError::Corrupt)?;
     }
-    let mut list = Vec::with_capacity(count);
+    // Grown as the extents are read: a record cannot make us allocate for
+    // extents it does not hold.
+    let mut list = Vec::new();
     for _ in 0..count {
         let logical = get_le(source, 4)? as u32;
         let physical = get_le(source, 4)? as u32;

@@ -58,6 +58,9 @@ impl<D: BlockDisk> Store<D> {
         if self.nodes.len() >= self.limits.max_nodes {
             return Err(StoreError::TooManyNodes);
         }
+        if self.free.blocks() < self.metadata_reserve_blocks() + 1 {
+            return Err(StoreError::NoSpace);
+        }
         let ino = self.next_ino;
         self.next_ino += 1;
         let node = new_node(kind, mode, owner, now, Box::from(name));

@@ -458,3 +458,57 @@ fn statfs_counts_blocks_and_objects() {
     assert_eq!(before.blocks_free - after.blocks_free, 10);
     assert_eq!(before.files_free - after.files_free, 1);
 }
+
+#[test]
+fn memory_per_object_and_extent_stays_small() {
+    use crate::channel::store::extents::Extent;
+    let node = core::mem::size_of::<crate::channel::store::Node>();
+    let extent = core::mem::size_of::<Extent>();
+    // The node, plus its entries in the node map and the two directory indexes
+    // (B-tree nodes hold 11 keys: about 8/11 of a pointer each, and the keys).
+    assert!(node <= 160, "a node is {node} bytes");
+    std::println!("node {node} bytes, extent {extent} bytes");
+    assert_eq!(extent, 12);
+}
+
+#[test]
+fn a_full_disk_still_commits_creates() {
+    let mut store = fresh(128);
+    let big = store.create(ROOT, "big", 0o644, 0, at(1)).unwrap();
+    let chunk = vec![1u8; 64 * 1024];
+    let mut offset = 0;
+    while let Ok(n) = store.write(big, offset, &chunk, at(1)) {
+        offset += n as u64;
+        if n < chunk.len() {
+            break;
+        }
+    }
+    store.commit().unwrap();
+    let mut made = 0;
+    for i in 0..200 {
+        match store.create(ROOT, &alloc::format!("small-{i}"), 0o644, 0, at(2)) {
+            Ok(_) => made += 1,
+            Err(error) => {
+                assert_eq!(error, StoreError::NoSpace);
+                break;
+            }
+        }
+        store.commit().unwrap();
+    }
+    assert!(made > 0);
+    let mut store = remount(store);
+    assert_eq!(dump(&mut store).len(), 2 + made);
+}
+
+#[test]
+fn paths_are_built_from_the_tree() {
+    let mut store = fresh(256);
+    let d = store.mkdir(ROOT, "release", 0o755, 1, at(1)).unwrap();
+    let f = store.create(d, "r.txt", 0o644, 1, at(1)).unwrap();
+    assert_eq!(store.path(ROOT).unwrap(), "/");
+    assert_eq!(store.path(f).unwrap(), "/release/r.txt");
+    store.open(f).unwrap();
+    store.unlink(d, "r.txt", at(2)).unwrap();
+    assert_eq!(store.path(f), Err(StoreError::NotFound));
+    assert_eq!(store.name(d).unwrap(), "release");
+}
