@@ -512,3 +512,47 @@ fn paths_are_built_from_the_tree() {
     assert_eq!(store.path(f), Err(StoreError::NotFound));
     assert_eq!(store.name(d).unwrap(), "release");
 }
+
+#[test]
+fn numbers_are_never_reused_even_across_remounts() {
+    let mut store = fresh(256);
+    let first = store.create(ROOT, "a", 0o644, 0, at(1)).unwrap();
+    store.unlink(ROOT, "a", at(2)).unwrap();
+    store.commit().unwrap();
+    let mut store = remount(store);
+    let second = store.create(ROOT, "a", 0o644, 0, at(3)).unwrap();
+    assert!(second > first);
+    // Even a number handed out but never committed is not handed out again
+    // once a later commit made the counter durable.
+    let third = store.create(ROOT, "b", 0o644, 0, at(3)).unwrap();
+    store.commit().unwrap();
+    let mut store = remount(store);
+    assert!(store.create(ROOT, "c", 0o644, 0, at(4)).unwrap() > third);
+}
+
+#[test]
+fn writes_past_the_largest_file_are_refused() {
+    let limits = Limits {
+        max_file_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let mut store = Store::format(MemDisk::new(2048), limits, at(0)).unwrap();
+    let file = store.create(ROOT, "f", 0o644, 0, at(1)).unwrap();
+    assert_eq!(
+        store.write(file, (1 << 20) - 1, b"xy", at(1)),
+        Err(StoreError::FileTooBig)
+    );
+    assert_eq!(
+        store.write(file, u64::MAX, b"x", at(1)),
+        Err(StoreError::FileTooBig)
+    );
+    assert_eq!(
+        store.set_size(file, (1 << 20) + 1, at(1)),
+        Err(StoreError::FileTooBig)
+    );
+    assert_eq!(store.write(file, (1 << 20) - 1, b"x", at(1)), Ok(1));
+    assert_eq!(store.write(ROOT, 0, b"x", at(1)), Err(StoreError::IsDir));
+    let mut buf = [0u8; 4];
+    assert_eq!(store.read(ROOT, 0, &mut buf), Err(StoreError::IsDir));
+    assert_eq!(store.read(999, 0, &mut buf), Err(StoreError::NotFound));
+}
