@@ -1,6 +1,6 @@
 //! The block device under the store and the audit log: one partition in 512-byte
 //! sectors, with writes that become durable only at a flush. RAM disks for tests
-//! are in [`testing`].
+//! are in `testing` (with the `store-testing` feature or in tests).
 
 /// Bytes in a sector.
 pub const SECTOR_BYTES: usize = 512;
