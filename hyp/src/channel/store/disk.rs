@@ -237,3 +237,55 @@ pub mod testing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{CrashDisk, Fate, MemDisk, Op};
+    use super::{BlockDisk, SECTOR_BYTES};
+
+    #[test]
+    fn crash_disk_keeps_flushed_writes_and_fates_the_rest() {
+        let mut disk = CrashDisk::new(alloc::vec![0; 8 * SECTOR_BYTES]);
+        disk.write(0, &[1; SECTOR_BYTES]).unwrap();
+        disk.flush().unwrap();
+        disk.write(1, &[2; 2 * SECTOR_BYTES]).unwrap();
+        disk.write(0, &[3; SECTOR_BYTES]).unwrap();
+        assert_eq!(disk.ops().len(), 4);
+        assert_eq!(disk.ops()[1], Op::Flush);
+        let mut buf = [0u8; SECTOR_BYTES];
+        disk.read(0, &mut buf).unwrap();
+        assert_eq!(buf, [3; SECTOR_BYTES]);
+        // Cut before the flush completed: nothing of the first write is promised.
+        let image = disk.image_at(1, &mut |_| Fate::Lost);
+        assert!(image.bytes.iter().all(|&b| b == 0));
+        // After the flush, the first write stays whatever happens to the others.
+        let image = disk.image_at(4, &mut |_| Fate::Lost);
+        assert!(image.bytes[..SECTOR_BYTES].iter().all(|&b| b == 1));
+        assert!(image.bytes[SECTOR_BYTES..].iter().all(|&b| b == 0));
+        let image = disk.image_at(4, &mut |index| {
+            if index == 2 {
+                Fate::Torn(1)
+            } else {
+                Fate::Applied
+            }
+        });
+        assert!(image.bytes[..SECTOR_BYTES].iter().all(|&b| b == 3));
+        assert!(image.bytes[SECTOR_BYTES..2 * SECTOR_BYTES]
+            .iter()
+            .all(|&b| b == 2));
+        let third = &image.bytes[2 * SECTOR_BYTES..3 * SECTOR_BYTES];
+        assert!(third[..SECTOR_BYTES / 2].iter().all(|&b| b == 2));
+        assert!(third[SECTOR_BYTES / 2..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn requests_outside_the_disk_or_of_partial_sectors_fail() {
+        let mut disk = MemDisk::new(4);
+        let mut buf = [0u8; SECTOR_BYTES];
+        assert!(disk.read(4, &mut buf).is_err());
+        assert!(disk.write(3, &[0; 2 * SECTOR_BYTES]).is_err());
+        assert!(disk.write(0, &[0; 100]).is_err());
+        assert!(disk.read(u64::MAX, &mut buf).is_err());
+        assert!(disk.write(3, &[0; SECTOR_BYTES]).is_ok());
+    }
+}
