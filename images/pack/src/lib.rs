@@ -21,6 +21,7 @@ mod config_file;
 pub mod disk;
 pub mod initramfs;
 pub mod modules;
+pub mod store_image;
 
 use config_file::Source;
 
