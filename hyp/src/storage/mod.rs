@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod gpt;
+pub mod partition;
 pub mod volume;
 
 use alloc::string::String;
