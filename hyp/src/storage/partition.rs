@@ -24,7 +24,7 @@ impl<'d, D: PhysicalDisk + ?Sized> PartitionDisk<'d, D> {
     /// The physical sector of partition sector `sector` for `len` bytes, when
     /// they are whole sectors inside the partition.
     fn place(&self, sector: u64, len: usize) -> Result<u64, DiskError> {
-        if len == 0 || len % SECTOR_BYTES != 0 {
+        if len == 0 || !len.is_multiple_of(SECTOR_BYTES) {
             return Err(DiskError);
         }
         let count = (len / SECTOR_BYTES) as u64;
