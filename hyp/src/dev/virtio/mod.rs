@@ -12,6 +12,7 @@
 
 pub mod blk;
 pub mod mmio;
+pub mod ninep;
 pub mod queue;
 
 #[cfg(test)]
