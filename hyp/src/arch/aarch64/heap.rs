@@ -10,8 +10,11 @@ use spin::Mutex;
 use crate::mm::addr::Pa;
 use crate::mm::frame::{FrameSource, PoolFrames};
 
-/// Bytes of heap: personality records, generated device trees, console buffers.
-pub const HEAP_BYTES: usize = 256 * 1024;
+/// Bytes of heap: personality records, generated device trees, console
+/// buffers (256 KiB), and the shared folder: the store's objects in RAM (at
+/// most 2,048 of about 300 bytes, 8,192 extents of 12 to 24 bytes), the two 9P
+/// servers' buffers and the audit log's (1 MiB).
+pub const HEAP_BYTES: usize = 1280 * 1024;
 /// Bytes of page-table frames for stage-2 tables (96 frames).
 pub const FRAME_POOL_BYTES: usize = 384 * 1024;
 
