@@ -48,6 +48,8 @@ mod paths;
 #[cfg(unix)]
 pub mod probe;
 #[cfg(unix)]
+pub mod shared;
+#[cfg(unix)]
 mod process;
 #[cfg(unix)]
 mod qemu;
