@@ -12,6 +12,7 @@
 
 pub mod blk;
 pub mod mmio;
+pub mod p9;
 pub mod queue;
 
 #[cfg(test)]
