@@ -8,3 +8,4 @@
 
 pub mod fs;
 pub mod store;
+pub mod p9;

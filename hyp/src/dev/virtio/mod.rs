@@ -13,6 +13,7 @@
 pub mod blk;
 pub mod mmio;
 pub mod ninep;
+pub mod p9;
 pub mod queue;
 
 #[cfg(test)]
