@@ -6,4 +6,7 @@
 //! host-tested; the devices are wired up in `arch`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod disk;
 pub mod fs;
+pub mod policy;
