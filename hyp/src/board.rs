@@ -69,6 +69,21 @@ pub struct Board {
     pub boot_seed: Vec<u8>,
     /// Every `virtio,mmio` node with a `reg` and an SPI, by ascending base.
     pub virtio_mmio: Vec<VirtioMmio>,
+    /// The PL031 real-time clock's base address, if the board has one (QEMU
+    /// virt does): the audit log's wall-clock time. Janus keeps it to itself.
+    pub rtc: Option<u64>,
+}
+
+/// The base of the first `arm,pl031` node with a `reg` and a nonzero size.
+fn rtc(fdt: &Fdt<'_>) -> Option<u64> {
+    fdt.all_nodes()
+        .filter(|node| {
+            node.compatible()
+                .is_some_and(|compatible| compatible.all().any(|name| name == "arm,pl031"))
+        })
+        .filter_map(|node| node.reg()?.next())
+        .find(|region| region.size.is_some_and(|size| size > 0))
+        .map(|region| region.starting_address as u64)
 }
 
 /// The big-endian 32-bit cells of a property.
@@ -220,6 +235,7 @@ impl Board {
             }
         }
         Ok(Board {
+            rtc: rtc(fdt),
             virtio_mmio: virtio_mmio(fdt),
             boot_seed,
             key,
@@ -262,6 +278,22 @@ mod tests {
         );
         // QEMU's 32-byte rng-seed and 8-byte kaslr-seed.
         assert_eq!(board.boot_seed.len(), 40);
+        assert_eq!(board.rtc, Some(0x0901_0000));
+    }
+
+    #[test]
+    fn a_board_without_a_pl031_has_no_rtc() {
+        let fdt = Fdt::new(QEMU_VIRT).expect("QEMU's device tree parses");
+        // The same tree with the compatible string renamed.
+        let mut bytes = QEMU_VIRT.to_vec();
+        let at = bytes
+            .windows(9)
+            .position(|window| window == b"arm,pl031")
+            .expect("QEMU virt has a PL031");
+        bytes[at + 4] = b'X';
+        let renamed = Fdt::new(&bytes).expect("still parses");
+        assert_eq!(Board::from_fdt(&renamed).expect("board").rtc, None);
+        assert!(Board::from_fdt(&fdt).expect("board").rtc.is_some());
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! host-tested; the devices are wired up in `arch`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod disk;
 pub mod fs;
-pub mod store;
 pub mod p9;
+pub mod policy;
+pub mod store;

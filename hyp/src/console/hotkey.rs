@@ -7,6 +7,7 @@
 //! | Ctrl-]            | send one Ctrl-] to the foreground personality |
 //! | `?` or `h`        | show the help                                 |
 //! | `s`               | show statistics                               |
+//! | `a`               | show the last audit records                   |
 //! | anything else     | send both bytes on unchanged                  |
 
 /// The escape byte: Ctrl-] (ASCII GS), as telnet and QEMU's monitor use.
@@ -16,13 +17,14 @@ pub const ESCAPE: u8 = 0x1d;
 const TAB: u8 = b'\t';
 
 /// The help for the hotkey, one line per command (each printed as a Janus line).
-pub const HELP_LINES: [&str; 6] = [
+pub const HELP_LINES: [&str; 7] = [
     "console hotkey: Ctrl-] then",
     "  Tab or n  next personality",
     "  1 ... 9   personality N",
     "  Ctrl-]    send Ctrl-] to the guest",
     "  ? or h    this help",
     "  s         statistics",
+    "  a         last audit records",
 ];
 
 /// A console command chosen with the hotkey.
@@ -38,6 +40,8 @@ pub enum Command {
     Help,
     /// Show console statistics.
     Stats,
+    /// Show the last records of the shared folder's audit log.
+    Audit,
 }
 
 /// What to do with a byte fed to the parser.
@@ -87,6 +91,7 @@ impl Hotkey {
             ESCAPE => Feed::Pass(ESCAPE),
             b'?' | b'h' => Feed::Command(Command::Help),
             b's' => Feed::Command(Command::Stats),
+            b'a' => Feed::Command(Command::Audit),
             other => Feed::PassTwo(ESCAPE, other),
         }
     }
@@ -181,6 +186,15 @@ mod tests {
     }
 
     #[test]
+    fn a_shows_the_audit_log() {
+        let mut hotkey = Hotkey::new();
+        assert_eq!(
+            feed_all(&mut hotkey, &[ESCAPE, b'a']),
+            [Feed::Hold, Feed::Command(Command::Audit)]
+        );
+    }
+
+    #[test]
     fn other_key_after_escape_passes_both_bytes() {
         let mut hotkey = Hotkey::new();
         assert_eq!(
@@ -196,7 +210,7 @@ mod tests {
 
     #[test]
     fn help_names_every_command_on_a_line_of_its_own() {
-        for key in ["Tab or n", "1 ... 9", "Ctrl-]", "? or h", "s "] {
+        for key in ["Tab or n", "1 ... 9", "Ctrl-]", "? or h", "s ", "a "] {
             assert!(HELP_LINES.iter().any(|line| line.contains(key)), "{key}");
         }
         assert!(HELP_LINES.iter().all(|line| !line.contains('\n')));

@@ -293,6 +293,9 @@ pub struct Input {
     pub foreground: usize,
     /// The user asked for statistics.
     pub stats: bool,
+    /// The user asked for the last audit records (the caller prints them: the
+    /// log lives with the channel, not the console).
+    pub audit: bool,
 }
 
 /// Runs typed bytes through the hotkey parser: switches and help happen here,
@@ -332,6 +335,7 @@ pub fn input(typed: &[u8]) -> Input {
                         }
                         result.stats = true;
                     }
+                    hotkey::Command::Audit => result.audit = true,
                 }
             }
         }

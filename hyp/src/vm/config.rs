@@ -15,6 +15,7 @@ use core::fmt;
 
 use super::bundle::{PersonalityConfig, NAME_MAX_BYTES};
 
+pub mod channel;
 mod disk;
 
 pub use disk::{

@@ -1,0 +1,120 @@
+//! The shared folder on the board: the channel over the disk's `shared` and
+//! `janus` partitions, behind one ticket lock (the two personalities' 9P
+//! requests are served whole, in arrival order), and each Linux personality's
+//! 9P device's handle on it.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use spin::mutex::TicketMutex;
+use spin::Once;
+
+use crate::arch::aarch64::{rtc, storage};
+use crate::channel::audit::AuditLog;
+use crate::channel::folder::Channel;
+use crate::channel::fs::{Fs, Who};
+use crate::channel::policy::Policy;
+use crate::channel::store::{MountError, Store};
+use crate::dev::virtio::mmio::MmioTransport;
+use crate::dev::virtio::p9::{FsAccess, P9Device};
+use crate::janus_println;
+use crate::storage::partition::PartitionDisk;
+use crate::storage::Volume;
+use crate::trap::virtio::SharedDevice;
+use crate::vm::devicetree::layout::{SHARED_BASE, SHARED_SPI};
+
+/// A partition of the board's disk.
+type Part = PartitionDisk<'static, storage::BoardDisk>;
+
+/// The mount tag Linux mounts the folder by.
+pub const MOUNT_TAG: &str = "shared";
+
+/// Made once by the boot CPU (`init`); `None` when the disk has no `shared`
+/// or `janus` partition, or the store could not be mounted.
+static CHANNEL: Once<Option<TicketMutex<Channel<Part, Part>>>> = Once::new();
+
+/// The partition named `name` as a block disk.
+fn partition(name: &str) -> Option<Part> {
+    let storage = storage::storage()?;
+    let volume = Volume::named(&storage.table, name)?;
+    PartitionDisk::new(&storage.disk, volume)
+}
+
+/// Mounts the store (formatting a blank partition), opens the audit log and
+/// says what it found. Call once, on the boot CPU, after `storage::init`.
+pub fn init(policy: Policy) {
+    CHANNEL.call_once(|| {
+        storage::storage()?;
+        let (Some(shared), Some(janus)) = (partition("shared"), partition("janus")) else {
+            janus_println!("shared folder: the disk has no \"shared\" and \"janus\" partitions; none offered");
+            return None;
+        };
+        let now = rtc::now();
+        let (store, fresh) = match Store::mount(shared) {
+            Ok(store) => (store, false),
+            Err(MountError::Blank(disk)) => match Store::format(disk, now) {
+                Ok(store) => (store, true),
+                Err(why) => {
+                    janus_println!("shared folder: cannot format partition \"shared\": {why}; none offered");
+                    return None;
+                }
+            },
+            Err(why) => {
+                janus_println!("shared folder: partition \"shared\" does not mount: {why}; none offered (janus-store check reads it)");
+                return None;
+            }
+        };
+        let log = match AuditLog::open(janus) {
+            Ok(log) => log,
+            Err(why) => {
+                janus_println!("shared folder: audit log on \"janus\": {why}; none offered");
+                return None;
+            }
+        };
+        let records = log.records();
+        let stat = store.statfs();
+        let channel = match Channel::new(store, log, policy, rtc::now) {
+            Ok(channel) => channel,
+            Err(why) => {
+                janus_println!("shared folder: {why}; none offered");
+                return None;
+            }
+        };
+        janus_println!(
+            "shared folder: store on partition \"shared\" ({} MiB, {} objects{}), audit log on \"janus\" ({records} records)",
+            stat.blocks * u64::from(stat.block_size) >> 20,
+            stat.nodes,
+            if fresh { ", new" } else { "" },
+        );
+        Some(TicketMutex::new(channel))
+    });
+}
+
+/// Personality `who`'s handle on the channel.
+#[derive(Debug)]
+struct Handle;
+
+impl FsAccess for Handle {
+    fn with_fs(&mut self, f: &mut dyn FnMut(&mut dyn Fs)) {
+        if let Some(Some(channel)) = CHANNEL.get() {
+            f(&mut *channel.lock());
+        }
+    }
+}
+
+/// The 9P device of personality `who` (named `name`), when there is a channel.
+pub fn device(who: Who, name: &str) -> Option<SharedDevice> {
+    CHANNEL.get()?.as_ref()?;
+    janus_println!("{name}: shared folder at /shared: virtio-9p at {SHARED_BASE:#x} (SPI {SHARED_SPI}), tag \"{MOUNT_TAG}\"");
+    let model = P9Device::new(MOUNT_TAG, who, Box::new(Handle));
+    Some(MmioTransport::new(Box::new(model)))
+}
+
+/// The newest `n` audit records as console lines (the hotkey's command).
+pub fn recent_audit(n: usize) -> Vec<String> {
+    match CHANNEL.get() {
+        Some(Some(channel)) => channel.lock().recent_lines(n),
+        _ => alloc::vec![String::from("no shared folder, so no audit log")],
+    }
+}
