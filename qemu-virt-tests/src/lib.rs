@@ -48,13 +48,13 @@ mod paths;
 #[cfg(unix)]
 pub mod probe;
 #[cfg(unix)]
-pub mod shared;
-#[cfg(unix)]
 mod process;
 #[cfg(unix)]
 mod qemu;
 #[cfg(unix)]
 mod qmp;
+#[cfg(unix)]
+pub mod shared;
 #[cfg(unix)]
 mod stream;
 #[cfg(unix)]

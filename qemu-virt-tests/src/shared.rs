@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use janus_pack::store_image::{self, FileDisk};
 
+use hyp::channel::audit::export::render_line;
+use hyp::channel::audit::{AuditLog, Labels, Record};
 use hyp::channel::fs::Who;
+use hyp::channel::store::disk::{BlockDisk, DiskError, SECTOR_BYTES};
 use hyp::channel::store::Store as Inner;
 
 /// The store on the `shared` partition of a disk image, mounted read-only.
@@ -62,4 +65,76 @@ impl Store {
         let ino = store_image::resolve(&self.store, path).ok()?;
         Some(self.store.info(ino).ok()?.released)
     }
+}
+
+/// A partition copied into RAM (opening the log may tidy a torn tail: the
+/// image on the host is never written).
+struct RamPartition(Vec<u8>);
+
+impl RamPartition {
+    fn range(&self, sector: u64, len: usize) -> Result<std::ops::Range<usize>, DiskError> {
+        let start = usize::try_from(sector).map_err(|_| DiskError)? * SECTOR_BYTES;
+        let end = start.checked_add(len).ok_or(DiskError)?;
+        (end <= self.0.len()).then_some(start..end).ok_or(DiskError)
+    }
+}
+
+impl BlockDisk for RamPartition {
+    fn sectors(&self) -> u64 {
+        (self.0.len() / SECTOR_BYTES) as u64
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        let range = self.range(sector, buf.len())?;
+        buf.copy_from_slice(&self.0[range]);
+        Ok(())
+    }
+    fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), DiskError> {
+        let range = self.range(sector, data.len())?;
+        self.0[range].copy_from_slice(data);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        Ok(())
+    }
+}
+
+/// The personality names of the default configuration, for rendering.
+const NAMES: [&str; 2] = ["personal", "work"];
+
+/// Every record of the audit log on `image`'s `janus` partition, with the
+/// bytes the log's segments hold.
+pub fn audit_records(image: &Path) -> (Vec<Record>, u64) {
+    let range = crate::disk::partition(image, "janus");
+    let bytes = std::fs::read(image).expect("read the disk image");
+    let part = bytes[range.start as usize..range.end as usize].to_vec();
+    let labels = Labels {
+        names: NAMES.iter().map(|name| String::from(*name)).collect(),
+        manager: Some(1),
+    };
+    let mut log = AuditLog::open(RamPartition(part), labels).expect("the audit log opens");
+    let records = log.all_records().expect("the audit log reads");
+    let used = records
+        .iter()
+        .map(|record| record.encoded_len() as u64)
+        .sum();
+    (records, used)
+}
+
+/// The audit log of `image`, one rendered line per record, unfiltered.
+pub fn audit_lines(image: &Path) -> Vec<String> {
+    let names: Vec<String> = NAMES.iter().map(|name| String::from(*name)).collect();
+    audit_records(image)
+        .0
+        .iter()
+        .map(|record| {
+            let mut line = String::new();
+            render_line(record, &names, &mut line);
+            line
+        })
+        .collect()
+}
+
+/// Bytes the audit log's records take on `image`.
+pub fn audit_bytes(image: &Path) -> u64 {
+    audit_records(image).1
 }

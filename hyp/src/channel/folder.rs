@@ -20,7 +20,8 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::audit::{AuditLog, Op, Record};
+use super::audit::export::render_line;
+use super::audit::{AuditLog, Op, Record, RecordPath, JANUS};
 use super::fs::{
     Attr, DirEntry, Errno, Fs, FsResult, Ino, Kind, OpenMode, SetAttr, StatFs, TimeSet, Timespec,
     Who,
@@ -30,7 +31,7 @@ use super::store::disk::BlockDisk;
 use super::store::{NodeInfo, Store, StoreError, ROOT};
 
 /// The owner label of the objects Janus made (the root, the release folder).
-pub const SYSTEM: Who = u8::MAX;
+pub const SYSTEM: Who = JANUS;
 
 /// The name of the read-only audit export in the root, which only the
 /// manager's personality sees.
@@ -44,6 +45,9 @@ const AUDIT_COOKIE: u64 = 1;
 
 /// Bytes of the audit export one open renders (its newest records).
 const AUDIT_EXPORT_BYTES: usize = 64 * 1024;
+
+/// Records the audit export looks back over.
+const EXPORT_RECORDS: u64 = 512;
 
 /// The same refusal is recorded once per this many seconds: a guest that
 /// retries a hidden name in a loop must not rotate the log away.
@@ -136,6 +140,22 @@ impl<S: BlockDisk, L: BlockDisk> Channel<S, L> {
         &self.policy
     }
 
+    /// The newest `n` audit records as console lines.
+    pub fn recent_lines(&mut self, n: usize) -> Vec<String> {
+        let names = self.log.labels().names.clone();
+        match self.log.recent(n) {
+            Ok(records) => records
+                .iter()
+                .map(|record| {
+                    let mut line = String::new();
+                    render_line(record, &names, &mut line);
+                    line
+                })
+                .collect(),
+            Err(why) => alloc::vec![alloc::format!("audit log: {why}")],
+        }
+    }
+
     fn ensure_release_folder(&mut self) -> Result<Option<Ino>, StoreError> {
         let name = self.policy.release_folder();
         if name.is_empty() {
@@ -194,18 +214,46 @@ impl<S: BlockDisk, L: BlockDisk> Channel<S, L> {
         path
     }
 
-    fn record(&mut self, who: Who, op: Op, owner: Who, ino: Ino, errno: Option<Errno>, bytes: u64, path: String, to: Option<String>) {
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        who: Who,
+        op: Op,
+        owner: Who,
+        ino: Ino,
+        errno: Option<Errno>,
+        bytes: u64,
+        path: String,
+        to: Option<String>,
+    ) {
+        self.record_detail(who, op, 0, owner, ino, errno, bytes, &path, to.as_deref());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_detail(
+        &mut self,
+        who: Who,
+        op: Op,
+        detail: u8,
+        owner: Who,
+        ino: Ino,
+        errno: Option<Errno>,
+        bytes: u64,
+        path: &str,
+        to: Option<&str>,
+    ) {
         let record = Record {
-            seq: 0,
             time: (self.clock)(),
             who,
             op,
-            errno: errno.map_or(0, |errno| errno.0),
-            owner,
+            detail,
+            result: errno.map_or(0, |errno| errno.0),
+            owner: (owner != SYSTEM).then_some(owner),
             ino,
             bytes,
-            path,
-            to: to.unwrap_or_default(),
+            path: RecordPath::new(path),
+            path2: to.map(RecordPath::new).unwrap_or_default(),
+            ..Record::default()
         };
         // A full or failing log must not stop the folder (the boot line says
         // when the log is unusable); the store's commit flushes what was written.
@@ -214,17 +262,47 @@ impl<S: BlockDisk, L: BlockDisk> Channel<S, L> {
 
     /// Records a refusal (policy or quota) unless the same one was recorded
     /// within [`REPEAT_SECONDS`], flushes it, and returns its errno.
-    fn refuse(&mut self, who: Who, op: Op, owner: Who, ino: Ino, errno: Errno, path: String) -> Errno {
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_detail(
+        &mut self,
+        who: Who,
+        op: Op,
+        detail: u8,
+        owner: Who,
+        ino: Ino,
+        errno: Errno,
+        path: String,
+    ) -> Errno {
         let now = (self.clock)().sec;
         let repeat = self.last_refusal.is_some_and(|last| {
-            last.who == who && last.ino == ino && last.errno == errno && now.saturating_sub(last.at) < REPEAT_SECONDS
+            last.who == who
+                && last.ino == ino
+                && last.errno == errno
+                && now.saturating_sub(last.at) < REPEAT_SECONDS
         });
         if !repeat {
-            self.last_refusal = Some(Refusal { who, ino, errno, at: now });
-            self.record(who, op, owner, ino, Some(errno), 0, path, None);
+            self.last_refusal = Some(Refusal {
+                who,
+                ino,
+                errno,
+                at: now,
+            });
+            self.record_detail(who, op, detail, owner, ino, Some(errno), 0, &path, None);
             let _ = self.log.flush();
         }
         errno
+    }
+
+    fn refuse(
+        &mut self,
+        who: Who,
+        op: Op,
+        owner: Who,
+        ino: Ino,
+        errno: Errno,
+        path: String,
+    ) -> Errno {
+        self.refuse_detail(who, op, 0, owner, ino, errno, path)
     }
 
     /// A hidden or forbidden object: hidden ones are `ENOENT`, and both are
@@ -240,8 +318,7 @@ impl<S: BlockDisk, L: BlockDisk> Channel<S, L> {
             Errno::ENOENT
         };
         let path = self.path(ino);
-        let _ = access;
-        self.refuse(who, Op::Denied, owner, ino, errno, path)
+        self.refuse_detail(who, Op::Denied, access.bit(), owner, ino, errno, path)
     }
 
     /// Checks `access` to `ino` for `who`, recording a refusal.
@@ -301,7 +378,12 @@ impl<S: BlockDisk, L: BlockDisk> Channel<S, L> {
         let left = quota.max_bytes.saturating_sub(used);
         if grow > left {
             // What fits: the bytes up to the old end, plus what is left.
-            let fits = node.attr.size.saturating_add(left).saturating_sub(offset).min(len);
+            let fits = node
+                .attr
+                .size
+                .saturating_add(left)
+                .saturating_sub(offset)
+                .min(len);
             if fits == 0 {
                 return Err(Errno::EDQUOT);
             }
@@ -357,7 +439,11 @@ impl<S: BlockDisk, L: BlockDisk> Channel<S, L> {
                 .map_err(|error| error.to_errno())?;
         }
         let path = self.path(ino);
-        let op = if kind == Kind::Dir { Op::Mkdir } else { Op::Create };
+        let op = if kind == Kind::Dir {
+            Op::Mkdir
+        } else {
+            Op::Create
+        };
         self.record(who, op, who, ino, None, 0, path.clone(), None);
         if released {
             self.record(who, Op::Release, who, ino, None, 0, path, None);
@@ -381,7 +467,10 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         if dir == ROOT && name == AUDIT_FILE && self.is_manager(who) {
             return Ok(self.audit_attr());
         }
-        let ino = self.store.lookup(dir, name).map_err(|error| error.to_errno())?;
+        let ino = self
+            .store
+            .lookup(dir, name)
+            .map_err(|error| error.to_errno())?;
         let node = self.node(ino)?;
         if !self.allows(who, node.owner, node.released, Access::See) {
             return Err(self.deny(who, ino, Access::See));
@@ -413,13 +502,20 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
             if self.node(ino)?.attr.kind == Kind::Dir {
                 return Err(Errno::EISDIR);
             }
-            let old = self.node(ino)?.size;
+            let old = self.node(ino)?.attr.size;
             if size > old {
                 let room = self.room(ino, old, size - old)?;
                 if room < size - old {
                     let owner = self.node(ino)?.owner;
                     let path = self.path(ino);
-                    return Err(self.refuse(who, Op::QuotaRefused, owner, ino, Errno::EDQUOT, path));
+                    return Err(self.refuse(
+                        who,
+                        Op::QuotaRefused,
+                        owner,
+                        ino,
+                        Errno::EDQUOT,
+                        path,
+                    ));
                 }
             }
             self.store
@@ -430,11 +526,15 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
             self.record(who, Op::Write, owner, ino, None, size, path, None);
         }
         if let Some(mode) = changes.mode {
-            self.store.set_mode(ino, mode & 0o7777, now).map_err(|error| error.to_errno())?;
+            self.store
+                .set_mode(ino, mode & 0o7777, now)
+                .map_err(|error| error.to_errno())?;
         }
         let (atime, mtime) = (resolve(changes.atime), resolve(changes.mtime));
         if atime.is_some() || mtime.is_some() {
-            self.store.set_times(ino, atime, mtime, now).map_err(|error| error.to_errno())?;
+            self.store
+                .set_times(ino, atime, mtime, now)
+                .map_err(|error| error.to_errno())?;
         }
         self.commit()?;
         self.attr_of(ino)
@@ -491,7 +591,14 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
             if mode.write || mode.truncate {
                 return Err(Errno::EACCES);
             }
-            let text = self.log.export(who, 0, AUDIT_EXPORT_BYTES);
+            // The newest records: an agent that wants all of them reads the
+            // file after each of its collections.
+            let after = self.log.next_seq().saturating_sub(EXPORT_RECORDS);
+            let text = self
+                .log
+                .export(who, after, AUDIT_EXPORT_BYTES)
+                .map_err(|_| Errno::EIO)?
+                .text;
             let opened = self.open_count(who, ino);
             opened.count += 1;
             opened.export = Some(text);
@@ -508,7 +615,7 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         if mode.write || mode.truncate {
             self.check(who, ino, Access::Write)?;
         }
-        if mode.truncate && self.node(ino)?.size != 0 {
+        if mode.truncate && self.node(ino)?.attr.size != 0 {
             let now = (self.clock)();
             self.store
                 .set_size(ino, 0, now)
@@ -519,7 +626,14 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         self.attr_of(ino)
     }
 
-    fn create(&mut self, who: Who, dir: Ino, name: &str, mode: u32, open: OpenMode) -> FsResult<Attr> {
+    fn create(
+        &mut self,
+        who: Who,
+        dir: Ino,
+        name: &str,
+        mode: u32,
+        open: OpenMode,
+    ) -> FsResult<Attr> {
         let ino = self.make(who, dir, name, Kind::File, mode)?;
         let _ = open;
         self.store.open(ino).map_err(|error| error.to_errno())?;
@@ -539,7 +653,9 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
                 .get(&(who, ino))
                 .and_then(|opened| opened.export.as_ref())
                 .ok_or(Errno::EBADF)?;
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(text.len());
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(text.len());
             let bytes = &text.as_bytes()[start..];
             let n = bytes.len().min(buf.len());
             buf[..n].copy_from_slice(&bytes[..n]);
@@ -547,7 +663,10 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         }
         // The policy is checked again: a grant does not outlive a change of it.
         self.check(who, ino, Access::Read)?;
-        let n = self.store.read(ino, offset, buf).map_err(|error| error.to_errno())?;
+        let n = self
+            .store
+            .read(ino, offset, buf)
+            .map_err(|error| error.to_errno())?;
         if let Some(opened) = self.opened.get_mut(&(who, ino)) {
             opened.read = opened.read.saturating_add(n as u64);
         }
@@ -564,7 +683,11 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
             Err(errno) => {
                 let owner = self.node(ino)?.owner;
                 let path = self.path(ino);
-                let op = if errno == Errno::EDQUOT { Op::QuotaRefused } else { Op::Denied };
+                let op = if errno == Errno::EDQUOT {
+                    Op::QuotaRefused
+                } else {
+                    Op::Denied
+                };
                 return Err(self.refuse(who, op, owner, ino, errno, path));
             }
         };
@@ -607,7 +730,16 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         };
         let path = self.path(ino);
         if opened.wrote > 0 {
-            self.record(who, Op::Write, owner, ino, None, opened.wrote, path.clone(), None);
+            self.record(
+                who,
+                Op::Write,
+                owner,
+                ino,
+                None,
+                opened.wrote,
+                path.clone(),
+                None,
+            );
         }
         if kind == Kind::File && owner != who && opened.read > 0 {
             self.record(who, Op::Read, owner, ino, None, opened.read, path, None);
@@ -629,8 +761,12 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
     ) -> FsResult<()> {
         self.visible(who, old_dir)?;
         self.visible(who, new_dir)?;
-        let ino = self.store.lookup(old_dir, old_name).map_err(|error| error.to_errno())?;
-        self.visible(who, ino).map_err(|_| self.deny(who, ino, Access::See))?;
+        let ino = self
+            .store
+            .lookup(old_dir, old_name)
+            .map_err(|error| error.to_errno())?;
+        self.visible(who, ino)
+            .map_err(|_| self.deny(who, ino, Access::See))?;
         if Some(ino) == self.release {
             let path = self.path(ino);
             return Err(self.refuse(who, Op::Denied, SYSTEM, ino, Errno::EBUSY, path));
@@ -660,7 +796,7 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
             self.store
                 .set_label(ino, owner, released, now)
                 .map_err(|error| error.to_errno())?;
-            let op = if released { Op::Release } else { Op::Unrelease };
+            let op = if released { Op::Release } else { Op::Withdraw };
             self.record(who, op, owner, ino, None, 0, to, None);
         }
         self.commit()
@@ -668,8 +804,12 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
 
     fn unlink(&mut self, who: Who, dir: Ino, name: &str, dir_expected: bool) -> FsResult<()> {
         self.visible(who, dir)?;
-        let ino = self.store.lookup(dir, name).map_err(|error| error.to_errno())?;
-        self.visible(who, ino).map_err(|_| self.deny(who, ino, Access::See))?;
+        let ino = self
+            .store
+            .lookup(dir, name)
+            .map_err(|error| error.to_errno())?;
+        self.visible(who, ino)
+            .map_err(|_| self.deny(who, ino, Access::See))?;
         if Some(ino) == self.release {
             let path = self.path(ino);
             return Err(self.refuse(who, Op::Denied, SYSTEM, ino, Errno::EBUSY, path));
@@ -700,7 +840,9 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         let files = stat.files.min(quota.max_files);
         Ok(StatFs {
             blocks: stat.blocks.min(quota_blocks),
-            blocks_free: stat.blocks_free.min(quota_blocks.saturating_sub(used_blocks)),
+            blocks_free: stat
+                .blocks_free
+                .min(quota_blocks.saturating_sub(used_blocks)),
             files,
             files_free: stat.files_free.min(files.saturating_sub(usage.objects)),
             ..stat

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod disk;
+pub mod folder;
 pub mod fs;
 pub mod p9;
 pub mod policy;

@@ -189,6 +189,7 @@ fn primary(dtb: u64) -> ! {
         board.uart
     );
     storage::init(&board.virtio_mmio);
+    super::rtc::init(board.rtc);
     // The loader's seed leaves the board description: only the key stays.
     let mut seed = core::mem::take(&mut board.boot_seed);
     let loader_bytes = seed.len();
@@ -237,6 +238,9 @@ fn primary(dtb: u64) -> ! {
         stop_boot(format_args!("configuration: {error}"));
     }
 
+    let names: Vec<&str> = configs.iter().map(|config| config.name).collect();
+    super::channel::init(&names);
+
     let reserved = [
         (hyp_start, hyp_end - hyp_start),
         (dtb, fdt.total_size() as u64),
@@ -273,6 +277,10 @@ fn primary(dtb: u64) -> ! {
         let vm = Personality::new(index, config.name, config.kind, base, size, &pcpus, devices);
         let vm = match block_device(config, (base, size)) {
             Some(block) => vm.with_block(block),
+            None => vm,
+        };
+        let vm = match super::channel::device(index as u8, config.name) {
+            Some(shared) => vm.with_shared(shared),
             None => vm,
         };
         let ram = build_stage2(&vm);

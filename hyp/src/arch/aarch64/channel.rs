@@ -11,11 +11,11 @@ use spin::mutex::TicketMutex;
 use spin::Once;
 
 use crate::arch::aarch64::{rtc, storage};
-use crate::channel::audit::AuditLog;
+use crate::channel::audit::{owned_names, AuditLog, Labels, Op, Record};
 use crate::channel::folder::Channel;
 use crate::channel::fs::{Fs, Who};
 use crate::channel::policy::Policy;
-use crate::channel::store::{MountError, Store};
+use crate::channel::store::{Limits, Store, StoreError};
 use crate::dev::virtio::mmio::MmioTransport;
 use crate::dev::virtio::p9::{FsAccess, P9Device};
 use crate::janus_println;
@@ -41,50 +41,77 @@ fn partition(name: &str) -> Option<Part> {
     PartitionDisk::new(&storage.disk, volume)
 }
 
+/// What the store may hold in Janus' heap (see `heap::HEAP_BYTES`).
+const LIMITS: Limits = Limits {
+    max_nodes: 2048,
+    max_extents: 8192,
+    max_file_bytes: 1 << 40,
+};
+
 /// Mounts the store (formatting a blank partition), opens the audit log and
-/// says what it found. Call once, on the boot CPU, after `storage::init`.
-pub fn init(policy: Policy) {
+/// says what it found, for the personalities called `names`. Call once, on the
+/// boot CPU, after `storage::init` and `rtc::init`.
+pub fn init(names: &[&str]) {
     CHANNEL.call_once(|| {
         storage::storage()?;
         let (Some(shared), Some(janus)) = (partition("shared"), partition("janus")) else {
-            janus_println!("shared folder: the disk has no \"shared\" and \"janus\" partitions; none offered");
+            janus_println!(
+                "shared folder: the disk has no \"shared\" and \"janus\" partitions; none offered"
+            );
             return None;
         };
-        let now = rtc::now();
-        let (store, fresh) = match Store::mount(shared) {
-            Ok(store) => (store, false),
-            Err(MountError::Blank(disk)) => match Store::format(disk, now) {
-                Ok(store) => (store, true),
-                Err(why) => {
-                    janus_println!("shared folder: cannot format partition \"shared\": {why}; none offered");
-                    return None;
-                }
-            },
-            Err(why) => {
-                janus_println!("shared folder: partition \"shared\" does not mount: {why}; none offered (janus-store check reads it)");
-                return None;
-            }
+        let policy = Policy::default_for(names);
+        let labels = Labels {
+            names: owned_names(names),
+            manager: policy.manager(),
         };
-        let log = match AuditLog::open(janus) {
+        let mut log = match AuditLog::open(janus, labels) {
             Ok(log) => log,
             Err(why) => {
                 janus_println!("shared folder: audit log on \"janus\": {why}; none offered");
                 return None;
             }
         };
-        let records = log.records();
+        let now = rtc::now();
+        let (store, fresh) = match Store::mount(shared, LIMITS) {
+            Ok(store) => (store, false),
+            Err(StoreError::Blank) => {
+                match partition("shared").map(|disk| Store::format(disk, LIMITS, now)) {
+                    Some(Ok(store)) => (store, true),
+                    _ => {
+                        janus_println!(
+                            "shared folder: cannot format partition \"shared\"; none offered"
+                        );
+                        return None;
+                    }
+                }
+            }
+            Err(why) => {
+                janus_println!(
+                    "shared folder: partition \"shared\" does not mount ({why:?}); none offered (`janus-store check` reads it)"
+                );
+                return None;
+            }
+        };
         let stat = store.statfs();
+        let mut mount = Record::new(Op::Mount, crate::channel::audit::JANUS);
+        mount.time = now;
+        mount.bytes = stat.blocks * u64::from(stat.block_size);
+        let _ = log.append(&mount);
+        let _ = log.flush();
+        let lost = log.records_lost();
+        let next = log.next_seq();
         let channel = match Channel::new(store, log, policy, rtc::now) {
             Ok(channel) => channel,
             Err(why) => {
-                janus_println!("shared folder: {why}; none offered");
+                janus_println!("shared folder: the release folder: {why:?}; none offered");
                 return None;
             }
         };
         janus_println!(
-            "shared folder: store on partition \"shared\" ({} MiB, {} objects{}), audit log on \"janus\" ({records} records)",
-            stat.blocks * u64::from(stat.block_size) >> 20,
-            stat.nodes,
+            "shared folder: store on partition \"shared\" ({} MiB, {} objects{}), audit log on \"janus\" ({next} records, {lost} lost to rotation)",
+            (stat.blocks * u64::from(stat.block_size)) >> 20,
+            stat.files - stat.files_free,
             if fresh { ", new" } else { "" },
         );
         Some(TicketMutex::new(channel))
@@ -107,7 +134,7 @@ impl FsAccess for Handle {
 pub fn device(who: Who, name: &str) -> Option<SharedDevice> {
     CHANNEL.get()?.as_ref()?;
     janus_println!("{name}: shared folder at /shared: virtio-9p at {SHARED_BASE:#x} (SPI {SHARED_SPI}), tag \"{MOUNT_TAG}\"");
-    let model = P9Device::new(MOUNT_TAG, who, Box::new(Handle));
+    let model = P9Device::new(who, MOUNT_TAG, Box::new(Handle));
     Some(MmioTransport::new(Box::new(model)))
 }
 

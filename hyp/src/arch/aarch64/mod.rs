@@ -3,6 +3,7 @@
 //! The only place in Janus with `asm!`, `global_asm!` and raw pointers.
 
 pub mod boot;
+pub mod channel;
 pub mod context;
 pub mod entry;
 pub mod exception;
@@ -15,6 +16,7 @@ pub mod key;
 pub mod memory;
 pub mod mmu;
 pub mod percpu;
+pub mod rtc;
 pub mod run;
 pub mod storage;
 pub mod timer;

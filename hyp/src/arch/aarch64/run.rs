@@ -274,6 +274,9 @@ fn forward_timer(intid: u32, current: Option<(&Personality, usize)>) -> gic::Com
 /// The physical console UART's SPI on the virt board.
 pub const CONSOLE_UART_SPI: u32 = 1;
 
+/// Audit records the `a` hotkey shows.
+const AUDIT_LINES: usize = 20;
+
 /// Typed keys: hotkeys act here, the rest goes to the foreground personality's UART.
 fn console_input() {
     let mut buffer = [0u8; 64];
@@ -288,6 +291,9 @@ fn console_input() {
         let input = crate::console::input(typed);
         if input.stats {
             print_stats();
+        }
+        if input.audit {
+            crate::console::answer(&super::channel::recent_audit(AUDIT_LINES));
         }
         if input.bytes.is_empty() {
             continue;

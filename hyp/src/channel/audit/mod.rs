@@ -352,6 +352,21 @@ impl<D: BlockDisk> AuditLog<D> {
         }
     }
 
+    /// Every record the log still holds, oldest first, unfiltered: for host
+    /// tools that read a disk image (`janus-store audit`, the tests), never for a
+    /// guest.
+    ///
+    /// # Errors
+    ///
+    /// [`AuditError::Disk`].
+    pub fn all_records(&mut self) -> Result<Vec<Record>, AuditError> {
+        let mut out = Vec::new();
+        for number in self.live_segments() {
+            out.append(&mut self.segment_records(number)?);
+        }
+        Ok(out)
+    }
+
     /// The last `n` records (at most [`RECENT_MAX`]), oldest first, read back from
     /// disk: what the console's hotkey shows.
     ///

@@ -12,7 +12,6 @@
 
 pub mod blk;
 pub mod mmio;
-pub mod ninep;
 pub mod p9;
 pub mod queue;
 
