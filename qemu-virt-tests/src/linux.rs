@@ -115,8 +115,17 @@ impl Linux {
     /// own `[janus]` lines, which may arrive in between, left out).
     ///
     /// # Panics
-    /// When the command does not finish in time.
+    /// When the command does not finish in [`COMMAND_TIMEOUT`].
     pub fn run(&mut self, command: &str) -> String {
+        self.run_for(command, COMMAND_TIMEOUT)
+    }
+
+    /// [`Linux::run`] for a command that may take up to `timeout` (a benchmark's
+    /// long transfer, say).
+    ///
+    /// # Panics
+    /// When the command does not finish in time.
+    pub fn run_for(&mut self, command: &str, timeout: Duration) -> String {
         self.commands += 1;
         let tag = 1000 + self.commands;
         // The shell computes the markers, so the echoed command line never
@@ -134,7 +143,7 @@ impl Linux {
             .unwrap_or_else(|error| panic!("{command}: {error}"));
         let text = self
             .qemu
-            .expect(&end, COMMAND_TIMEOUT)
+            .expect(&end, timeout)
             .unwrap_or_else(|error| panic!("{command}: {error}"));
         let text = text.trim_end_matches(&end).replace('\r', "");
         let lines: Vec<&str> = text

@@ -12,6 +12,8 @@ use qemu_virt_tests::linux::{BOOT_TIMEOUT, HOTKEY};
 use qemu_virt_tests::probe::{self, wait_for_all, LINE_TIMEOUT};
 use qemu_virt_tests::{image_path, workspace_root, Qemu, QemuConfig};
 
+#[path = "bench/shared.rs"]
+mod shared;
 #[path = "bench/storage.rs"]
 mod storage;
 
@@ -428,6 +430,16 @@ fn storage_metrics() -> Vec<Metric> {
     metrics
 }
 
+/// The shared-folder figures (issue 10): personal's /shared under Janus
+/// against its /data in the same boot, the audit log's cost, and the same
+/// commands natively with QEMU's own 9P server for reference.
+fn shared_metrics() -> Vec<Metric> {
+    let (janus, disk) = shared::under_janus();
+    let audit = shared::read_audit_log(&disk);
+    let native = shared::native(native_config("personal"));
+    shared::metrics(&janus, &native, audit)
+}
+
 fn main() {
     let image_bytes = fs::metadata(image_path("janus.bin"))
         .expect("janus.bin")
@@ -576,6 +588,7 @@ fn main() {
         )
     });
     metrics.extend(storage_metrics());
+    metrics.extend(shared_metrics());
     for (name, causes) in exits {
         let total = causes.iter().map(|(_, count)| count).sum::<u64>() as f64;
         metrics.push(Metric {

@@ -5,10 +5,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use qemu_virt_tests::disk;
-use qemu_virt_tests::linux::{Linux, BOOT_TIMEOUT};
+use qemu_virt_tests::linux::{Linux, BOOT_TIMEOUT, COMMAND_TIMEOUT};
 use qemu_virt_tests::{image_path, workspace_root, QemuConfig};
 
 /// MiB each sequential transfer moves.
@@ -40,8 +40,13 @@ pub fn bench_disk(name: &str) -> PathBuf {
 /// Seconds `command` takes in the foreground shell (host wall clock, around
 /// the command's own markers).
 fn timed(linux: &mut Linux, command: &str) -> f64 {
+    timed_for(linux, command, COMMAND_TIMEOUT)
+}
+
+/// [`timed`] for a command that may take up to `timeout`.
+pub fn timed_for(linux: &mut Linux, command: &str, timeout: Duration) -> f64 {
     let start = Instant::now();
-    let output = linux.run(command);
+    let output = linux.run_for(command, timeout);
     let seconds = start.elapsed().as_secs_f64();
     assert!(
         !output.contains("rror") && !output.contains("can't"),
