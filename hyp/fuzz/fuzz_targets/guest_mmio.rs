@@ -3,6 +3,7 @@
 //! with any values: never a panic.
 #![no_main]
 
+use hyp::dev::bus::Bus;
 use hyp::dev::Width;
 use hyp::vm::devices::{Devices, Effects};
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +15,7 @@ fuzz_target!(|ops: Vec<(u8, u32, u64)>| {
     let Ok(mut devices) = Devices::new(2) else {
         return;
     };
+    let bus = Bus::new(devices.fitted());
     let mut effects = Effects::default();
     let mut lrs = [0u64; 4];
     for (kind, offset, value) in ops {
@@ -28,10 +30,14 @@ fuzz_target!(|ops: Vec<(u8, u32, u64)>| {
         let vcpu = usize::from(kind >> 7);
         match (kind >> 4) & 7 {
             0 | 1 => {
-                let _ = devices.access(ipa, width, None, &mut effects);
+                if let Some(route) = bus.route(ipa) {
+                    let _ = devices.access(route, width, None, &mut effects);
+                }
             }
             2 | 3 => {
-                let _ = devices.access(ipa, width, Some(value), &mut effects);
+                if let Some(route) = bus.route(ipa) {
+                    let _ = devices.access(route, width, Some(value), &mut effects);
+                }
             }
             4 => {
                 let _ = devices.vgic.sgi_register_write(vcpu, value);
