@@ -130,11 +130,16 @@ fn a_hostile_guest_gets_errors_from_the_shared_folder_while_the_other_keeps_copy
     );
     linux.run(COPY_LOOP);
     let started = wait_rounds(&mut linux, 0, 3);
-    // The probe found its device and a session, and waits for the go.
-    linux.wait(
-        "work: p9 good: version=ok attach=ok getattr=ok",
+    // The probe found its device and a session, and waits for the go (its
+    // lines show once it is brought forward; personal copies meanwhile).
+    wait_for_all(
+        &mut linux.qemu,
+        &["work: p9 good: version=ok attach=ok getattr=ok"],
         BOOT_TIMEOUT,
-    );
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    probe::switch_to(&mut linux.qemu, 0).unwrap_or_else(|error| panic!("{error}"));
+    linux.wait_shell("personal");
     linux.run(&format!("touch /shared/{START}"));
 
     // The attacks (work's lines show once it is brought forward).
