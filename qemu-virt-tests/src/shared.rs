@@ -102,7 +102,7 @@ impl BlockDisk for RamPartition {
 const NAMES: [&str; 2] = ["personal", "work"];
 
 /// Every record of the audit log on `image`'s `janus` partition, with the
-/// bytes the log's segments hold.
+/// bytes they take on the disk (each record has whole sectors of its own).
 pub fn audit_records(image: &Path) -> (Vec<Record>, u64) {
     let range = crate::disk::partition(image, "janus");
     let bytes = std::fs::read(image).expect("read the disk image");
@@ -134,7 +134,7 @@ pub fn audit_lines(image: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Bytes the audit log's records take on `image`.
+/// Bytes the audit log's records take on `image`'s disk.
 pub fn audit_bytes(image: &Path) -> u64 {
     audit_records(image).1
 }

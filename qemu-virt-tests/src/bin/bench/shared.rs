@@ -224,21 +224,18 @@ pub struct AuditLog {
     pub bytes: u64,
 }
 
-/// The audit log a run left on `disk` (QEMU gone), read from the host.
-///
-/// `None` for now: the host reader of the log (issue 10's
-/// `qemu_virt_tests::shared::audit_lines(disk)`, one line per record, and
-/// `audit_bytes(disk)`, the bytes the log used) is not in the harness yet, and
-/// the audit metrics are left out of the report until this returns
-/// `Some(AuditLog { records: audit_lines(disk).len() as u64, bytes: audit_bytes(disk) })`.
+/// The audit log a run left on `disk` (QEMU gone), read from the host with
+/// Janus' own log code.
 pub fn read_audit_log(disk: &Path) -> Option<AuditLog> {
-    let _ = disk;
-    None
+    let (records, bytes) = qemu_virt_tests::shared::audit_records(disk);
+    Some(AuditLog {
+        records: records.len() as u64,
+        bytes,
+    })
 }
 
 /// The shared-folder metrics from the Janus run, the native run and the audit
-/// log the Janus run left (`None` while no host reader of the log is wired in:
-/// the audit metrics are then left out).
+/// log the Janus run left.
 pub fn metrics(janus: &Figures, native: &Figures, audit: Option<AuditLog>) -> Vec<Metric> {
     let x1000 = |value: f64| (value * 1000.0) as u64;
     let data_source = "the same copy into personal's own /data (ext4 on its virtio-blk volume, dd bs=1M conv=fsync), same boot";
