@@ -162,3 +162,33 @@ fn fsynced_and_closed_files_survive_a_hard_kill_and_the_store_mounts() {
     assert_eq!(linux.run("cat /shared/dir/renamed.txt"), "closed-file-5150");
     linux.qemu.kill();
 }
+
+#[test]
+fn a_full_store_refuses_with_enospc_and_keeps_working() {
+    let disk = fresh_disk("shared_full");
+    let mut linux = boot_on("linux.bundle", &disk);
+    linux.run("echo before > /shared/before.txt");
+    // The default shared partition is 64 MiB: 80 MiB do not fit.
+    let full = linux.run_for(
+        "dd if=/dev/zero of=/shared/big bs=1M count=80 2>&1 | grep -v records; echo rc=$?",
+        std::time::Duration::from_secs(300),
+    );
+    assert!(full.contains("No space left on device"), "{full}");
+    // What did fit is there, nothing else broke, and space comes back.
+    let size: u64 = linux
+        .run("stat -c %s /shared/big")
+        .parse()
+        .expect("a size");
+    assert!(size > 32 << 20 && size < 64 << 20, "{size}");
+    linux.run("rm /shared/big");
+    linux.run("echo after > /shared/after.txt");
+    assert_eq!(linux.run("cat /shared/before.txt /shared/after.txt"), "before\nafter");
+    let df = linux.run("df -k /shared | tail -1");
+    assert!(df.contains("/shared"), "{df}");
+    linux.qemu.kill();
+    drop(linux);
+    let mut store = shared::Store::read(&disk);
+    store.check();
+    assert!(store.cat_opt("/big").is_none());
+    assert_eq!(store.cat("/after.txt"), b"after\n");
+}
