@@ -452,6 +452,23 @@ impl<S: BlockDisk, L: BlockDisk> Channel<S, L> {
         Ok(ino)
     }
 
+    /// The entry `name` of `dir`, when `who` may remove it (or rename it
+    /// away): visible to it, not Janus' release folder, and deletable by it.
+    fn removable(&mut self, who: Who, dir: Ino, name: &str) -> FsResult<Ino> {
+        let ino = self
+            .store
+            .lookup(dir, name)
+            .map_err(|error| error.to_errno())?;
+        self.visible(who, ino)
+            .map_err(|_| self.deny(who, ino, Access::See))?;
+        if Some(ino) == self.release {
+            let path = self.path(ino);
+            return Err(self.refuse(who, Op::Denied, SYSTEM, ino, Errno::EBUSY, path));
+        }
+        self.check(who, ino, Access::Delete)?;
+        Ok(ino)
+    }
+
     fn open_count(&mut self, who: Who, ino: Ino) -> &mut Opened {
         self.opened.entry((who, ino)).or_default()
     }
@@ -761,17 +778,7 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
     ) -> FsResult<()> {
         self.visible(who, old_dir)?;
         self.visible(who, new_dir)?;
-        let ino = self
-            .store
-            .lookup(old_dir, old_name)
-            .map_err(|error| error.to_errno())?;
-        self.visible(who, ino)
-            .map_err(|_| self.deny(who, ino, Access::See))?;
-        if Some(ino) == self.release {
-            let path = self.path(ino);
-            return Err(self.refuse(who, Op::Denied, SYSTEM, ino, Errno::EBUSY, path));
-        }
-        self.check(who, ino, Access::Delete)?;
+        let ino = self.removable(who, old_dir, old_name)?;
         self.check(who, new_dir, Access::Write)?;
         if let Ok(target) = self.store.lookup(new_dir, new_name) {
             if target != ino {
@@ -804,17 +811,7 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
 
     fn unlink(&mut self, who: Who, dir: Ino, name: &str, dir_expected: bool) -> FsResult<()> {
         self.visible(who, dir)?;
-        let ino = self
-            .store
-            .lookup(dir, name)
-            .map_err(|error| error.to_errno())?;
-        self.visible(who, ino)
-            .map_err(|_| self.deny(who, ino, Access::See))?;
-        if Some(ino) == self.release {
-            let path = self.path(ino);
-            return Err(self.refuse(who, Op::Denied, SYSTEM, ino, Errno::EBUSY, path));
-        }
-        self.check(who, ino, Access::Delete)?;
+        let ino = self.removable(who, dir, name)?;
         let owner = self.node(ino)?.owner;
         let path = self.path(ino);
         let now = (self.clock)();
@@ -849,3 +846,6 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
