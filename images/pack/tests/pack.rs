@@ -479,7 +479,7 @@ fn disk_table_is_checked_at_its_lines() {
     let text = format!("{GOOD}\n[disk]\nshared_mib = 8\njanus_mib = 8\n");
     scratch.expect_error(&text, 23, "shared_mib = 8 is outside 16 to");
     let text = format!("{GOOD}\n[disk]\nshared_mib = 64\njanus_mib = 0\n");
-    scratch.expect_error(&text, 24, "janus_mib = 0 is outside 1 to 1024 MiB");
+    scratch.expect_error(&text, 24, "janus_mib = 0 is outside 2 to 1024 MiB");
     let text = format!("{GOOD}\n[disk]\nshared_mib = 64\n");
     scratch.expect_error(&text, 22, "janus_mib");
     let text = format!("{GOOD}\n[disk]\nshared_mib = 64\njanus_mib = 8\nsize_mib = 9\n");
