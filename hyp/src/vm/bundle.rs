@@ -5,7 +5,7 @@
 //! The parser trusts nothing: every offset and length is checked against the bytes it
 //! was given with checked arithmetic, and no input makes it panic.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! All integers are little-endian. Offsets count from the first byte of the bundle.
 //!
@@ -14,10 +14,10 @@
 //! | offset | size | field                                                       |
 //! |--------|------|-------------------------------------------------------------|
 //! | 0x00   | 8    | magic, `b"JANUSBDL"`                                        |
-//! | 0x08   | 4    | format version, [`FORMAT_VERSION`]                          |
+//! | 0x08   | 4    | format version, [`FORMAT_VERSION`] (1 is still read)        |
 //! | 0x0c   | 4    | number of entries                                           |
 //! | 0x10   | 4    | size of one entry, [`ENTRY_BYTES`]                          |
-//! | 0x14   | 4    | reserved, zero                                              |
+//! | 0x14   | 4    | length of the channel section in bytes; zero in version 1   |
 //! | 0x18   | 8    | total bytes: header, entries, blobs and padding             |
 //!
 //! Then one entry per personality, [`ENTRY_BYTES`] bytes each:
@@ -36,8 +36,12 @@
 //! | 0x48   | 16   | initrd blob: offset (8), length (8)                         |
 //! | 0x58   | 16   | bootargs blob (UTF-8, no NUL terminator): offset, length    |
 //!
-//! Then the blobs, each starting on a [`BLOB_ALIGN`]-byte boundary after the entry
-//! table, zero padding between them and after the last one. An empty blob has offset
+//! Then the channel section (the `[channel]` table; layout in the `channel`
+//! submodule), right after the entry table. A version 1 bundle has none and reads
+//! as [`ChannelConfig::default`].
+//!
+//! Then the blobs, each starting on a [`BLOB_ALIGN`]-byte boundary after the channel
+//! section, zero padding between them and after the last one. An empty blob has offset
 //! 0 and length 0. Bytes past "total bytes" are ignored, since a loader may hand over a
 //! region rounded up to a page; fewer bytes than "total bytes" is a truncated bundle.
 //! Blobs need not be disjoint: Janus only reads them (copying images into guest RAM).
@@ -46,15 +50,22 @@
 //! bundle without volumes is byte for byte what it was, and the version stays 1.
 //!
 //! The parser checks the structure only; whether the values make sense (name
-//! characters, RAM alignment, CPU sets) is [`super::config::validate`]'s job.
+//! characters, RAM alignment, CPU sets) is [`super::config::validate`]'s job, and
+//! [`validate_channel`](super::config::channel::validate_channel)'s for the channel.
 
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::config::channel::ChannelConfig;
+
+mod channel;
+
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"JANUSBDL";
-/// The format version this parser reads and [`encode`] writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version [`encode`] writes; the parser reads it and version 1.
+pub const FORMAT_VERSION: u32 = 2;
+/// The version before the channel section; read as the default channel config.
+pub const FORMAT_VERSION_WITHOUT_CHANNEL: u32 = 1;
 /// Size of the header in bytes.
 pub const HEADER_BYTES: usize = 32;
 /// Size of one entry in bytes.
@@ -74,7 +85,7 @@ mod header {
     pub const VERSION: usize = 0x08;
     pub const COUNT: usize = 0x0c;
     pub const ENTRY_SIZE: usize = 0x10;
-    pub const RESERVED: usize = 0x14;
+    pub const CHANNEL_BYTES: usize = 0x14;
     pub const TOTAL_BYTES: usize = 0x18;
 }
 
@@ -210,12 +221,17 @@ pub enum BundleError {
     },
     /// The first eight bytes are not `JANUSBDL`.
     BadMagic,
-    /// The format version is not [`FORMAT_VERSION`].
+    /// The format version is neither [`FORMAT_VERSION`] nor
+    /// [`FORMAT_VERSION_WITHOUT_CHANNEL`].
     UnsupportedVersion(u32),
     /// The entry size in the header is not [`ENTRY_BYTES`].
     BadEntrySize(u32),
-    /// A reserved header field is not zero.
+    /// A reserved header field is not zero (the channel length, in version 1).
     ReservedHeaderField,
+    /// The channel section does not fit in the bundle, its length disagrees with
+    /// its counts, or it has an unknown manager code, nonzero reserved bytes or a
+    /// release folder name not in UTF-8.
+    BadChannelSection,
     /// The entry table does not fit inside the total size the header claims.
     TableOutOfBounds {
         /// Number of entries the header claims.
@@ -300,6 +316,9 @@ impl fmt::Display for BundleError {
             BundleError::ReservedHeaderField => {
                 formatter.write_str("bundle header has a nonzero reserved field")
             }
+            BundleError::BadChannelSection => {
+                formatter.write_str("bundle channel section is malformed")
+            }
             BundleError::TableOutOfBounds { count, total_bytes } => write!(
                 formatter,
                 "bundle claims {count} entries, which do not fit in its {total_bytes} bytes"
@@ -345,6 +364,7 @@ impl fmt::Display for BundleError {
 #[derive(Debug, Clone)]
 pub struct Bundle<'a> {
     personalities: Vec<PersonalityConfig<'a>>,
+    channel: ChannelConfig<'a>,
 }
 
 impl<'a> Bundle<'a> {
@@ -368,7 +388,7 @@ impl<'a> Bundle<'a> {
         }
         let header_bytes = bytes.get(..HEADER_BYTES).ok_or(too_short)?;
         let version = read_u32(header_bytes, header::VERSION).ok_or(too_short)?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_WITHOUT_CHANNEL {
             return Err(BundleError::UnsupportedVersion(version));
         }
         let count = read_u32(header_bytes, header::COUNT).ok_or(too_short)?;
@@ -376,7 +396,8 @@ impl<'a> Bundle<'a> {
         if usize::try_from(entry_size) != Ok(ENTRY_BYTES) {
             return Err(BundleError::BadEntrySize(entry_size));
         }
-        if read_u32(header_bytes, header::RESERVED) != Some(0) {
+        let channel_bytes = read_u32(header_bytes, header::CHANNEL_BYTES).ok_or(too_short)?;
+        if version == FORMAT_VERSION_WITHOUT_CHANNEL && channel_bytes != 0 {
             return Err(BundleError::ReservedHeaderField);
         }
         let total_bytes = read_u64(header_bytes, header::TOTAL_BYTES).ok_or(too_short)?;
@@ -399,9 +420,22 @@ impl<'a> Bundle<'a> {
             available,
         })?;
 
+        // The section is at most u32::MAX bytes and ends inside `bundle`.
+        let channel_end = usize::try_from(channel_bytes)
+            .ok()
+            .and_then(|length| table_end.checked_add(length))
+            .ok_or(BundleError::BadChannelSection)?;
+        let channel = if version == FORMAT_VERSION_WITHOUT_CHANNEL {
+            ChannelConfig::default()
+        } else {
+            let section = bundle
+                .get(table_end..channel_end)
+                .ok_or(BundleError::BadChannelSection)?;
+            channel::parse(section)?
+        };
         let layout = Layout {
             bundle,
-            blobs_start: table_end,
+            blobs_start: channel_end,
         };
         let table = bundle
             .get(HEADER_BYTES..table_end)
@@ -411,7 +445,15 @@ impl<'a> Bundle<'a> {
         for (index, entry_bytes) in table.chunks_exact(ENTRY_BYTES).enumerate() {
             personalities.push(layout.entry(index, entry_bytes)?);
         }
-        Ok(Bundle { personalities })
+        Ok(Bundle {
+            personalities,
+            channel,
+        })
+    }
+
+    /// The `[channel]` table; the default for a version 1 bundle.
+    pub fn channel(&self) -> &ChannelConfig<'a> {
+        &self.channel
     }
 
     /// The personalities, in the order the bundle lists them.
@@ -546,17 +588,32 @@ fn length_u64(length: usize) -> u64 {
     length as u64
 }
 
-/// Packs `personalities` into a bundle that [`Bundle::parse`] reads back unchanged.
+/// Packs `personalities` with the default channel config; see [`encode_with_channel`].
 ///
-/// Run [`super::config::validate`] first: `encode` stores what it is given, including
+/// # Panics
+///
+/// As [`encode_with_channel`].
+pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
+    encode_with_channel(personalities, &ChannelConfig::default())
+}
+
+/// Packs `personalities` and `channel` into a bundle that [`Bundle::parse`] reads
+/// back unchanged.
+///
+/// Run [`super::config::validate`] and
+/// [`validate_channel`](super::config::channel::validate_channel) first: `encode` stores what it is given, including
 /// values that `validate` would refuse, as long as the format can hold them.
 ///
 /// # Panics
 ///
 /// If a name is longer than [`NAME_MAX_BYTES`] or contains a NUL byte, or if there are
-/// more than `u32::MAX` personalities: the format cannot hold these, and a validated
+/// more than `u32::MAX` personalities, or a channel config the section cannot hold
+/// (see the `channel` submodule): the format cannot hold these, and a validated
 /// config never has them.
-pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
+pub fn encode_with_channel(
+    personalities: &[PersonalityConfig<'_>],
+    channel: &ChannelConfig<'_>,
+) -> Vec<u8> {
     // A slice of 2^32 personalities would need hundreds of GiB; refusing it loudly is
     // the documented contract, and no validated config comes near it.
     let Ok(count) = u32::try_from(personalities.len()) else {
@@ -566,11 +623,15 @@ pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
         );
     };
     let table_end = HEADER_BYTES + personalities.len() * ENTRY_BYTES;
+    let channel_section = channel::encode(channel);
+    // At most FIXED + 255 * 16 bytes (see `channel::encode`), so it fits in u32.
+    let channel_bytes = channel_section.len() as u32;
+    let channel_end = table_end + channel_section.len();
 
     // Lay the blobs out first so the table can point at them. A blob identical
     // to one already placed (both personalities booting the same kernel) is
     // stored once and pointed at twice.
-    let mut cursor = align_blob(table_end);
+    let mut cursor = align_blob(channel_end);
     let mut stored: Vec<(&[u8], usize)> = Vec::new();
     let mut blob_places = Vec::with_capacity(personalities.len());
     for personality in personalities {
@@ -603,7 +664,7 @@ pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&(ENTRY_BYTES as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&channel_bytes.to_le_bytes());
     out.extend_from_slice(&length_u64(total).to_le_bytes());
 
     for (personality, places) in personalities.iter().zip(&blob_places) {
@@ -634,6 +695,8 @@ pub fn encode(personalities: &[PersonalityConfig<'_>]) -> Vec<u8> {
             out.extend_from_slice(&length.to_le_bytes());
         }
     }
+
+    out.extend_from_slice(&channel_section);
 
     for (blob, offset) in stored {
         out.resize(offset, 0);

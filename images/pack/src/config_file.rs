@@ -5,9 +5,12 @@
 //! checked without the images: [`hyp::vm::config::validate`] on the personalities (with
 //! a stand-in kernel) and [`hyp::vm::config::validate_disk`] on the disk.
 
+mod channel;
+
 use std::ops::Range;
 
 use hyp::vm::bundle::{GuestKind, PersonalityConfig};
+use hyp::vm::config::channel::ChannelConfig;
 use hyp::vm::config::{
     self, ConfigError, DiskConfig, DiskPartition, Field, Limits, MAX_PHYSICAL_CPUS,
 };
@@ -23,13 +26,15 @@ const MIB_BYTES: u64 = 1 << 20;
 /// read; the second pass checks the real image (for instance that it is not empty).
 const KERNEL_NOT_READ_YET: &[u8] = b"not read yet";
 
-/// The whole file: a list of `[[personality]]` tables and an optional `[disk]` table.
+/// The whole file: a list of `[[personality]]` tables and optional `[disk]` and
+/// `[channel]` tables.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
     personality: Vec<Spanned<PersonalityToml>>,
     disk: Option<Spanned<DiskToml>>,
+    channel: Option<Spanned<channel::ChannelToml>>,
 }
 
 /// One `[[personality]]` table, every value with the place it came from.
@@ -112,6 +117,8 @@ pub(crate) struct Parsed<'a> {
     converted: Vec<Converted>,
     /// The `[disk]` table's values, or [`DiskConfig::DEFAULT`] without one.
     pub(crate) disk: DiskConfig,
+    /// The `[channel]` table, checked.
+    channel_table: Option<Spanned<channel::ChannelToml>>,
 }
 
 /// Parses config `text` (from a file called `file_name`) and checks it without its
@@ -150,14 +157,32 @@ pub(crate) fn parse<'a>(
         disk_table: config.disk,
         converted,
         disk,
+        channel_table: config.channel,
     };
     let placeholders = parsed.personalities(|_| (KERNEL_NOT_READ_YET, &[]));
     parsed.validate(&placeholders, physical_cpus)?;
     config::validate_disk(&placeholders, &parsed.disk).map_err(|error| parsed.error(error))?;
+    // After `validate`, so the names are known to be distinct.
+    parsed.channel()?;
     Ok(parsed)
 }
 
 impl<'a> Parsed<'a> {
+    /// The `[channel]` table with names turned into indices, checked by
+    /// [`hyp::vm::config::channel::validate_channel`]; the default without one.
+    ///
+    /// # Errors
+    ///
+    /// A [`PackError`] at the line of the key at fault.
+    pub(crate) fn channel(&self) -> Result<ChannelConfig<'_>, PackError> {
+        let names: Vec<&str> = self
+            .tables
+            .iter()
+            .map(|table| table.get_ref().name.get_ref().as_str())
+            .collect();
+        channel::convert(&self.source, self.channel_table.as_ref(), &names)
+    }
+
     /// The `[[personality]]` tables, in order.
     pub(crate) fn tables(&self) -> &[Spanned<PersonalityToml>] {
         &self.tables

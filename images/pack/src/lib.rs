@@ -141,7 +141,8 @@ pub fn pack_str(
         (kernel, initrd)
     });
     parsed.validate(&personalities, physical_cpus)?;
-    Ok(bundle::encode(&personalities))
+    let channel = parsed.channel()?;
+    Ok(bundle::encode_with_channel(&personalities, &channel))
 }
 
 /// Reads the image at `path` (relative to `base_dir`), blaming the line of its key.

@@ -36,7 +36,7 @@ impl Scratch {
              cpus = [0]\nkernel = \"Image\"\n{}\n\
              [[personality]]\nname = \"work\"\nkind = \"linux\"\nram_mib = 64\nvcpus = 1\n\
              cpus = [1]\nkernel = \"Image\"\n{}\n\
-             [disk]\nshared_mib = 16\njanus_mib = 1\n",
+             [disk]\nshared_mib = 16\njanus_mib = 2\n",
             volume(personal),
             volume(work)
         );
@@ -83,7 +83,7 @@ fn created_disk_passes_check_and_lists_its_partitions() {
     assert_eq!(disk::check(&config, &image), Ok(()));
 
     let metadata = fs::metadata(&image).unwrap();
-    assert_eq!(metadata.len(), (32 + 16 + 16 + 1 + 2) << 20);
+    assert_eq!(metadata.len(), (32 + 16 + 16 + 2 + 2) << 20);
     assert_eq!(metadata.len(), plan.total_bytes());
     // Sparse: far less is allocated than the file's length.
     assert!(metadata.blocks() * 512 < metadata.len() / 2, "{metadata:?}");
@@ -105,7 +105,7 @@ fn created_disk_passes_check_and_lists_its_partitions() {
             ("personal", 1 << 20, 32 << 20),
             ("work", 33 << 20, 16 << 20),
             ("shared", 49 << 20, 16 << 20),
-            ("janus", 65 << 20, 1 << 20),
+            ("janus", 65 << 20, 2 << 20),
         ]
     );
 
@@ -297,7 +297,7 @@ fn the_binary_creates_checks_and_prints_the_layout() {
     assert_eq!(
         String::from_utf8_lossy(&layout.stdout),
         "personal 1048576 16777216\nwork 17825792 16777216\n\
-         shared 34603008 16777216\njanus 51380224 1048576\n"
+         shared 34603008 16777216\njanus 51380224 2097152\n"
     );
 
     let usage = run(&["frobnicate".as_ref()]);

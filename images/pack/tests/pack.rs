@@ -479,7 +479,7 @@ fn disk_table_is_checked_at_its_lines() {
     let text = format!("{GOOD}\n[disk]\nshared_mib = 8\njanus_mib = 8\n");
     scratch.expect_error(&text, 23, "shared_mib = 8 is outside 16 to");
     let text = format!("{GOOD}\n[disk]\nshared_mib = 64\njanus_mib = 0\n");
-    scratch.expect_error(&text, 24, "janus_mib = 0 is outside 1 to 1024 MiB");
+    scratch.expect_error(&text, 24, "janus_mib = 0 is outside 2 to 1024 MiB");
     let text = format!("{GOOD}\n[disk]\nshared_mib = 64\n");
     scratch.expect_error(&text, 22, "janus_mib");
     let text = format!("{GOOD}\n[disk]\nshared_mib = 64\njanus_mib = 8\nsize_mib = 9\n");
@@ -489,4 +489,160 @@ fn disk_table_is_checked_at_its_lines() {
         .replace("cpus = [2]\n", "cpus = [2]\nvolume_mib = 1048576\n");
     let text = format!("{huge}\n[disk]\nshared_mib = 64\njanus_mib = 8\n");
     scratch.expect_error(&text, 24, "the disk would be 2097226 MiB");
+}
+
+/// `GOOD` followed by a `[channel]` table whose lines are `lines`: line 23 is the
+/// first of them (22 is `[channel]`).
+fn with_channel(lines: &str) -> String {
+    format!("{GOOD}\n[channel]\n{lines}")
+}
+
+#[test]
+fn channel_table_is_packed_into_the_bundle() {
+    use hyp::channel::policy::AccessSet;
+    use hyp::vm::config::channel::{AccessRule, ChannelConfig, Manager, QuotaRule};
+
+    let scratch = Scratch::new("channel");
+    let text = with_channel(
+        "release_folder = \"out\"\nmax_file_mib = 1024\nmanager = \"work\"\n\
+         [[channel.access]]\nwho = \"work\"\non = \"personal\"\nmay = [\"see\", \"read\"]\n\
+         [[channel.access]]\nwho = \"personal\"\non = \"work\"\nmay = []\n\
+         [[channel.quota]]\nwho = \"work\"\nmib = 32\nfiles = 1000\n",
+    );
+    let bytes = scratch.pack(&text).unwrap();
+    let bundle = Bundle::parse(&bytes).unwrap();
+    assert_eq!(
+        bundle.channel(),
+        &ChannelConfig {
+            release_folder: "out",
+            max_file_mib: Some(1024),
+            manager: Manager::Personality(1),
+            access: vec![
+                AccessRule {
+                    who: 1,
+                    owner: 0,
+                    may: AccessSet::SEE_READ
+                },
+                AccessRule {
+                    who: 0,
+                    owner: 1,
+                    may: AccessSet::NONE
+                },
+            ],
+            quotas: vec![QuotaRule {
+                who: 1,
+                max_mib: Some(32),
+                max_files: Some(1000)
+            }],
+        }
+    );
+
+    let bytes = scratch.pack(GOOD).unwrap();
+    assert_eq!(
+        Bundle::parse(&bytes).unwrap().channel(),
+        &ChannelConfig::default()
+    );
+    let bytes = scratch.pack(&with_channel("manager = \"\"\n")).unwrap();
+    assert_eq!(
+        Bundle::parse(&bytes).unwrap().channel().manager,
+        Manager::Nobody
+    );
+}
+
+#[test]
+fn channel_top_level_values_are_refused_at_their_lines() {
+    let scratch = Scratch::new("channel-top");
+    let cases = [
+        ("release_folder = \"a/b\"\n", 23, "release_folder must be"),
+        ("release_folder = \"..\"\n", 23, "release_folder must be"),
+        ("release_folder = \"\"\n", 23, "release_folder must be"),
+        ("max_file_mib = 0\n", 23, "max_file_mib = 0 is outside"),
+        (
+            "max_file_mib = 2000000\n",
+            23,
+            "max_file_mib = 2000000 is outside",
+        ),
+        ("max_file_mib = -1\n", 23, "invalid value"),
+        ("manager = \"boss\"\n", 23, "manager names no personality"),
+        ("release = \"x\"\n", 23, "unknown field `release`"),
+    ];
+    for (lines, line, reason) in cases {
+        scratch.expect_error(&with_channel(lines), line, reason);
+    }
+}
+
+#[test]
+fn channel_access_rules_are_refused_at_their_lines() {
+    let scratch = Scratch::new("channel-access");
+    let rule = |who: &str, on: &str, may: &str| {
+        format!("[[channel.access]]\nwho = \"{who}\"\non = \"{on}\"\nmay = {may}\n")
+    };
+    let good = rule("work", "personal", "[\"see\"]");
+    let cases = [
+        (
+            rule("boss", "personal", "[]"),
+            24,
+            "no personality is called \"boss\"",
+        ),
+        (
+            rule("work", "boss", "[]"),
+            25,
+            "no personality is called \"boss\"",
+        ),
+        (
+            rule("work", "personal", "[\"see\", \"fly\"]"),
+            26,
+            "unknown right \"fly\"",
+        ),
+        (
+            rule("work", "personal", "[\"see\", \"see\"]"),
+            26,
+            "listed twice",
+        ),
+        (
+            rule("work", "personal", "[\"read\"]"),
+            26,
+            "without \"see\"",
+        ),
+        (rule("work", "work", "[]"), 25, "same personality"),
+        (
+            format!("{good}{}", rule("work", "personal", "[]")),
+            29,
+            "already has a rule ([[channel.access]] number 1)",
+        ),
+        (format!("{good}colour = 1\n"), 27, "unknown field `colour`"),
+        (rule("work", "personal", "\"see\""), 26, "invalid type"),
+    ];
+    for (lines, line, reason) in cases {
+        scratch.expect_error(&with_channel(&lines), line, reason);
+    }
+}
+
+#[test]
+fn channel_quotas_are_refused_at_their_lines() {
+    let scratch = Scratch::new("channel-quota");
+    let quota = |who: &str, rest: &str| format!("[[channel.quota]]\nwho = \"{who}\"\n{rest}");
+    let cases = [
+        (
+            quota("boss", "mib = 1\n"),
+            24,
+            "no personality is called \"boss\"",
+        ),
+        (quota("work", "mib = 0\n"), 25, "mib must be 1 to"),
+        (quota("work", "mib = 1048577\n"), 25, "mib must be 1 to"),
+        (quota("work", "files = 0\n"), 25, "files must be at least 1"),
+        (quota("work", "bytes = 1\n"), 25, "unknown field `bytes`"),
+        (
+            format!(
+                "{}{}",
+                quota("work", "mib = 1\n"),
+                quota("work", "files = 9\n")
+            ),
+            27,
+            "already has a quota ([[channel.quota]] number 1)",
+        ),
+    ];
+    for (lines, line, reason) in cases {
+        scratch.expect_error(&with_channel(&lines), line, reason);
+    }
 }

@@ -180,7 +180,7 @@ fn finds_the_shared_partition_through_the_gpt() {
          cpus = [0]\nkernel = \"Image\"\nvolume_mib = 16\n\
          [[personality]]\nname = \"work\"\nkind = \"linux\"\nram_mib = 64\nvcpus = 1\n\
          cpus = [1]\nkernel = \"Image\"\nvolume_mib = 16\n\
-         [disk]\nshared_mib = 16\njanus_mib = 1\n",
+         [disk]\nshared_mib = 16\njanus_mib = 2\n",
     )
     .unwrap();
     let image = scratch.dir.join("disk.img");

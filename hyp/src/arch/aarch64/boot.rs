@@ -239,7 +239,7 @@ fn primary(dtb: u64) -> ! {
     }
 
     let names: Vec<&str> = configs.iter().map(|config| config.name).collect();
-    super::channel::init(&names);
+    super::channel::init(&names, bundle.channel());
 
     let reserved = [
         (hyp_start, hyp_end - hyp_start),

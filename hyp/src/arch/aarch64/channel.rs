@@ -22,6 +22,7 @@ use crate::janus_println;
 use crate::storage::partition::PartitionDisk;
 use crate::storage::Volume;
 use crate::trap::virtio::SharedDevice;
+use crate::vm::config::channel::{validate_channel, ChannelConfig};
 use crate::vm::devicetree::layout::{SHARED_BASE, SHARED_SPI};
 
 /// A partition of the board's disk.
@@ -49,10 +50,15 @@ const LIMITS: Limits = Limits {
 };
 
 /// Mounts the store (formatting a blank partition), opens the audit log and
-/// says what it found, for the personalities called `names`. Call once, on the
-/// boot CPU, after `storage::init` and `rtc::init`.
-pub fn init(names: &[&str]) {
+/// says what it found, for the personalities called `names`, under the bundle's
+/// `[channel]` table `config` (checked again here: a bundle is only bytes). Call
+/// once, on the boot CPU, after `storage::init` and `rtc::init`.
+pub fn init(names: &[&str], config: &ChannelConfig<'_>) {
     CHANNEL.call_once(|| {
+        if let Err(why) = validate_channel(config, names.len()) {
+            janus_println!("shared folder: the bundle's [channel] table: {why}; none offered");
+            return None;
+        }
         storage::storage()?;
         let (Some(shared), Some(janus)) = (partition("shared"), partition("janus")) else {
             janus_println!(
@@ -60,7 +66,7 @@ pub fn init(names: &[&str]) {
             );
             return None;
         };
-        let policy = Policy::default_for(names);
+        let policy = Policy::new(config, names);
         let labels = Labels {
             names: owned_names(names),
             manager: policy.manager(),

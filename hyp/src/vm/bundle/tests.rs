@@ -75,7 +75,8 @@ fn round_trip_keeps_every_field() {
 #[test]
 fn round_trip_of_no_personalities() {
     let bytes = encode(&[]);
-    assert_eq!(bytes.len(), HEADER_BYTES);
+    // The header and the default channel section (12 bytes and "release").
+    assert_eq!(bytes.len(), align_blob(HEADER_BYTES + 12 + 7));
     assert!(Bundle::parse(&bytes).unwrap().personalities().is_empty());
 }
 
@@ -137,10 +138,10 @@ fn bad_magic_is_refused() {
 #[test]
 fn other_version_is_refused() {
     let mut bytes = encode(&sample());
-    write_u32(&mut bytes, header::VERSION, 2);
+    write_u32(&mut bytes, header::VERSION, 3);
     assert_eq!(
         Bundle::parse(&bytes).unwrap_err(),
-        BundleError::UnsupportedVersion(2)
+        BundleError::UnsupportedVersion(3)
     );
 }
 
@@ -157,7 +158,8 @@ fn other_entry_size_is_refused() {
 #[test]
 fn nonzero_reserved_fields_are_refused() {
     let mut bytes = encode(&sample());
-    write_u32(&mut bytes, header::RESERVED, 1);
+    write_u32(&mut bytes, header::VERSION, FORMAT_VERSION_WITHOUT_CHANNEL);
+    write_u32(&mut bytes, header::CHANNEL_BYTES, 1);
     assert_eq!(
         Bundle::parse(&bytes).unwrap_err(),
         BundleError::ReservedHeaderField
@@ -472,4 +474,140 @@ fn random_bytes_never_panic() {
         }
         let _ = Bundle::parse(&bytes);
     }
+}
+
+use crate::channel::policy::AccessSet;
+use crate::vm::config::channel::{AccessRule, Manager, QuotaRule};
+
+fn sample_channel() -> ChannelConfig<'static> {
+    ChannelConfig {
+        release_folder: "out-going",
+        max_file_mib: Some(1024),
+        manager: Manager::Personality(1),
+        access: vec![
+            AccessRule {
+                who: 1,
+                owner: 0,
+                may: AccessSet::SEE_READ,
+            },
+            AccessRule {
+                who: 0,
+                owner: 1,
+                may: AccessSet::NONE,
+            },
+        ],
+        quotas: vec![
+            QuotaRule {
+                who: 1,
+                max_mib: Some(32),
+                max_files: Some(1000),
+            },
+            QuotaRule {
+                who: 0,
+                max_mib: None,
+                max_files: Some(7),
+            },
+        ],
+    }
+}
+
+/// Where the channel section starts in a bundle of `sample()`.
+const CHANNEL_START: usize = HEADER_BYTES + 2 * ENTRY_BYTES;
+
+#[test]
+fn channel_round_trips_with_the_personalities() {
+    let personalities = sample();
+    let bytes = encode_with_channel(&personalities, &sample_channel());
+    let bundle = Bundle::parse(&bytes).expect("parse");
+    assert_eq!(bundle.channel(), &sample_channel());
+    assert_eq!(bundle.personalities(), &personalities);
+}
+
+#[test]
+fn every_manager_round_trips() {
+    for manager in [Manager::Default, Manager::Nobody, Manager::Personality(0)] {
+        let channel = ChannelConfig {
+            manager,
+            ..ChannelConfig::default()
+        };
+        let bytes = encode_with_channel(&sample(), &channel);
+        assert_eq!(Bundle::parse(&bytes).expect("parse").channel(), &channel);
+    }
+}
+
+#[test]
+fn encode_writes_version_2_with_the_default_channel() {
+    let bytes = encode(&sample());
+    assert_eq!(read_u32(&bytes, header::VERSION), Some(FORMAT_VERSION));
+    assert_ne!(read_u32(&bytes, header::CHANNEL_BYTES), Some(0));
+    assert_eq!(
+        Bundle::parse(&bytes).expect("parse").channel(),
+        &ChannelConfig::default()
+    );
+}
+
+#[test]
+fn version_1_bundle_reads_as_the_default_channel() {
+    // A version 1 bundle: no section, the bytes where it would be are padding.
+    let mut bytes = encode_with_channel(&sample(), &sample_channel());
+    write_u32(&mut bytes, header::VERSION, FORMAT_VERSION_WITHOUT_CHANNEL);
+    write_u32(&mut bytes, header::CHANNEL_BYTES, 0);
+    let bundle = Bundle::parse(&bytes).expect("parse");
+    assert_eq!(bundle.channel(), &ChannelConfig::default());
+    assert_eq!(bundle.personalities(), &sample());
+}
+
+#[test]
+fn channel_section_overlapping_a_blob_is_refused() {
+    let mut bytes = encode_with_channel(&sample(), &sample_channel());
+    let length = read_u32(&bytes, header::CHANNEL_BYTES).expect("length");
+    // Claim the section runs into the first blob: the counts disagree.
+    write_u32(&mut bytes, header::CHANNEL_BYTES, length + 16);
+    assert!(Bundle::parse(&bytes).is_err());
+}
+
+#[test]
+fn malformed_channel_sections_are_refused() {
+    let good = encode_with_channel(&sample(), &sample_channel());
+    let length = read_u32(&good, header::CHANNEL_BYTES).expect("length");
+    let cases: [(&str, usize, u8); 5] = [
+        ("unknown manager code", CHANNEL_START + 4, 3),
+        ("nobody with a personality index", CHANNEL_START + 4, 1),
+        ("reserved byte", CHANNEL_START + 9, 1),
+        ("release folder not UTF-8", CHANNEL_START + 12, 0xff),
+        ("more rules than the length holds", CHANNEL_START + 7, 9),
+    ];
+    for (what, offset, value) in cases {
+        let mut bytes = good.clone();
+        bytes[offset] = value;
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BadChannelSection,
+            "{what}"
+        );
+    }
+    for short in [0, 11, length - 1] {
+        let mut bytes = good.clone();
+        write_u32(&mut bytes, header::CHANNEL_BYTES, short);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::BadChannelSection,
+            "length {short}"
+        );
+    }
+    let mut bytes = good.clone();
+    write_u32(&mut bytes, header::CHANNEL_BYTES, u32::MAX);
+    assert!(Bundle::parse(&bytes).is_err());
+}
+
+#[test]
+fn rights_bits_are_kept_for_validate_channel_to_judge() {
+    let mut channel = sample_channel();
+    channel.access[0].may = AccessSet(0xf0);
+    let bytes = encode_with_channel(&sample(), &channel);
+    let bundle = Bundle::parse(&bytes).expect("parse");
+    assert_eq!(
+        crate::vm::config::channel::validate_channel(bundle.channel(), 2),
+        Err(crate::vm::config::channel::ChannelError::UnknownRight(0))
+    );
 }

@@ -12,8 +12,9 @@ use crate::vm::bundle::PersonalityConfig;
 pub const VOLUME_MIN_MIB: u32 = 16;
 /// Largest volume or `shared` partition, in MiB (1 TiB).
 pub const VOLUME_MAX_MIB: u32 = 1 << 20;
-/// Smallest `janus` partition, in MiB (Janus' own records, formatted by Janus).
-pub const JANUS_MIN_MIB: u32 = 1;
+/// Smallest `janus` partition, in MiB (Janus' own records, formatted by Janus): its
+/// first MiB is reserved (key slots, scrub intent) and the audit log needs the rest.
+pub const JANUS_MIN_MIB: u32 = 2;
 /// Largest `janus` partition, in MiB.
 pub const JANUS_MAX_MIB: u32 = 1 << 10;
 /// What the disk spends besides its partitions, in MiB: the protective MBR and

@@ -471,6 +471,7 @@ fn disk_partition_sizes_are_bounded() {
         (DiskPartition::Shared, VOLUME_MIN_MIB - 1),
         (DiskPartition::Shared, VOLUME_MAX_MIB + 1),
         (DiskPartition::Janus, 0),
+        (DiskPartition::Janus, JANUS_MIN_MIB - 1),
         (DiskPartition::Janus, JANUS_MAX_MIB + 1),
     ];
     for (partition, mib) in cases {
@@ -509,6 +510,8 @@ fn disk_partition_sizes_are_bounded() {
         janus_mib: JANUS_MIN_MIB,
     };
     assert_eq!(validate_disk(&[personal()], &smallest), Ok(()));
+    // The first MiB of `janus` is reserved; the audit log needs at least one more.
+    assert_eq!(JANUS_MIN_MIB, 2);
 }
 
 #[test]
