@@ -182,7 +182,7 @@ bench: images .prereqs-qemu
 # Coverage-guided fuzzing of the parsers of guest and loader bytes (hyp/fuzz),
 # on stable Rust without a sanitizer; FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := bundle esr guest_mmio console gpt virtio_blk store_mount audit_log
+FUZZ_TARGETS := bundle esr guest_mmio console gpt virtio_blk store_mount audit_log p9_codec p9_server
 
 fuzz: .prereqs-rust
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
