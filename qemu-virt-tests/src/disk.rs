@@ -190,7 +190,7 @@ mod tests {
         fs::write(
             &config,
             "[[personality]]\nname = \"solo\"\nkind = \"baremetal\"\nram_mib = 2\nvcpus = 1\n\
-             cpus = [0]\nkernel = \"k\"\nvolume_mib = 16\n[disk]\nshared_mib = 16\njanus_mib = 1\n",
+             cpus = [0]\nkernel = \"k\"\nvolume_mib = 16\n[disk]\nshared_mib = 16\njanus_mib = 2\n",
         )
         .unwrap();
         let disk = create(&config, &dir.join("disk.img"));

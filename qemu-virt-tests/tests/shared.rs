@@ -175,14 +175,14 @@ fn a_full_store_refuses_with_enospc_and_keeps_working() {
     );
     assert!(full.contains("No space left on device"), "{full}");
     // What did fit is there, nothing else broke, and space comes back.
-    let size: u64 = linux
-        .run("stat -c %s /shared/big")
-        .parse()
-        .expect("a size");
+    let size: u64 = linux.run("stat -c %s /shared/big").parse().expect("a size");
     assert!(size > 32 << 20 && size < 64 << 20, "{size}");
     linux.run("rm /shared/big");
     linux.run("echo after > /shared/after.txt");
-    assert_eq!(linux.run("cat /shared/before.txt /shared/after.txt"), "before\nafter");
+    assert_eq!(
+        linux.run("cat /shared/before.txt /shared/after.txt"),
+        "before\nafter"
+    );
     let df = linux.run("df -k /shared | tail -1");
     assert!(df.contains("/shared"), "{df}");
     linux.qemu.kill();
