@@ -115,7 +115,7 @@ pub fn audit_records(image: &Path) -> (Vec<Record>, u64) {
     let records = log.all_records().expect("the audit log reads");
     let used = records
         .iter()
-        .map(|record| record.encoded_len() as u64)
+        .map(|record| (record.sectors() * SECTOR_BYTES) as u64)
         .sum();
     (records, used)
 }

@@ -117,7 +117,7 @@ pub fn init(names: &[&str], config: &ChannelConfig<'_>) {
         janus_println!(
             "shared folder: store on partition \"shared\" ({} MiB, {} objects{}), audit log on \"janus\" ({next} records, {lost} lost to rotation)",
             (stat.blocks * u64::from(stat.block_size)) >> 20,
-            stat.files - stat.files_free,
+            stat.files.saturating_sub(stat.files_free),
             if fresh { ", new" } else { "" },
         );
         Some(TicketMutex::new(channel))
