@@ -69,7 +69,7 @@ impl Store {
 
 /// A partition copied into RAM (opening the log may tidy a torn tail: the
 /// image on the host is never written).
-struct RamPartition(Vec<u8>);
+pub struct RamPartition(pub Vec<u8>);
 
 impl RamPartition {
     fn range(&self, sector: u64, len: usize) -> Result<std::ops::Range<usize>, DiskError> {
@@ -137,4 +137,20 @@ pub fn audit_lines(image: &Path) -> Vec<String> {
 /// Bytes the audit log's records take on `image`'s disk.
 pub fn audit_bytes(image: &Path) -> u64 {
     audit_records(image).1
+}
+
+/// Mounts a store from the bytes of a `shared` partition, and checks it.
+///
+/// # Errors
+/// `Err(None)` for a blank (never formatted) partition, `Err(Some(why))` for
+/// one that does not mount or fails the check.
+pub fn mount_and_check(bytes: Vec<u8>) -> Result<Inner<RamPartition>, Option<String>> {
+    match Inner::mount(RamPartition(bytes), store_image::READ_LIMITS) {
+        Ok(mut store) => match store_image::check(&mut store) {
+            Ok(_) => Ok(store),
+            Err(why) => Err(Some(why)),
+        },
+        Err(hyp::channel::store::StoreError::Blank) => Err(None),
+        Err(why) => Err(Some(format!("{why:?}"))),
+    }
 }

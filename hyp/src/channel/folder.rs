@@ -507,7 +507,10 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         if ino == AUDIT_INO {
             return Err(Errno::EACCES);
         }
-        self.visible(who, ino)?;
+        // Janus' own folders keep their mode and times.
+        if self.visible(who, ino)?.owner == SYSTEM {
+            return Err(Errno::EPERM);
+        }
         self.check(who, ino, Access::Write)?;
         let now = (self.clock)();
         let resolve = |time: Option<TimeSet>| match time {
@@ -617,7 +620,7 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
                 .map_err(|_| Errno::EIO)?
                 .text;
             let opened = self.open_count(who, ino);
-            opened.count += 1;
+            opened.count = opened.count.saturating_add(1);
             opened.export = Some(text);
             return Ok(self.audit_attr());
         }
@@ -637,9 +640,14 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
             self.store
                 .set_size(ino, 0, now)
                 .map_err(|error| error.to_errno())?;
+            let owner = self.node(ino)?.owner;
+            let path = self.path(ino);
+            self.record(who, Op::Write, owner, ino, None, 0, path, None);
+            self.commit()?;
         }
         self.store.open(ino).map_err(|error| error.to_errno())?;
-        self.open_count(who, ino).count += 1;
+        let opened = self.open_count(who, ino);
+        opened.count = opened.count.saturating_add(1);
         self.attr_of(ino)
     }
 
@@ -654,7 +662,8 @@ impl<S: BlockDisk, L: BlockDisk> Fs for Channel<S, L> {
         let ino = self.make(who, dir, name, Kind::File, mode)?;
         let _ = open;
         self.store.open(ino).map_err(|error| error.to_errno())?;
-        self.open_count(who, ino).count += 1;
+        let opened = self.open_count(who, ino);
+        opened.count = opened.count.saturating_add(1);
         self.attr_of(ino)
     }
 
