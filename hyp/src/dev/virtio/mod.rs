@@ -110,6 +110,18 @@ pub trait VirtioDevice {
     ) -> Result<bool, QueueError>;
 }
 
+/// Copies `config[offset..]` into `data`; bytes past the end read as zero (what
+/// [`VirtioDevice::read_config`] asks of every device).
+pub fn read_config_bytes(config: &[u8], offset: usize, data: &mut [u8]) {
+    for (i, byte) in data.iter_mut().enumerate() {
+        *byte = offset
+            .checked_add(i)
+            .and_then(|index| config.get(index))
+            .copied()
+            .unwrap_or(0);
+    }
+}
+
 /// A boxed device is driven like the device inside (the transport of a device
 /// made elsewhere, e.g. the 9P device with its channel handle).
 impl<D: VirtioDevice + ?Sized> VirtioDevice for alloc::boxed::Box<D> {

@@ -360,13 +360,7 @@ impl VirtioDevice for BlkDevice {
     }
 
     fn read_config(&self, offset: usize, data: &mut [u8]) {
-        for (i, byte) in data.iter_mut().enumerate() {
-            let index = offset.checked_add(i);
-            *byte = index
-                .and_then(|index| self.config.get(index))
-                .copied()
-                .unwrap_or(0);
-        }
+        super::read_config_bytes(&self.config, offset, data);
     }
 
     fn queue_max_sizes(&self) -> &[u16] {

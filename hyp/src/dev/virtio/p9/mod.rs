@@ -139,13 +139,7 @@ impl VirtioDevice for P9Device {
     }
 
     fn read_config(&self, offset: usize, data: &mut [u8]) {
-        for (i, byte) in data.iter_mut().enumerate() {
-            *byte = offset
-                .checked_add(i)
-                .and_then(|index| self.config.get(index))
-                .copied()
-                .unwrap_or(0);
-        }
+        super::read_config_bytes(&self.config, offset, data);
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
